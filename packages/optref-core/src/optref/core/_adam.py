@@ -1,0 +1,218 @@
+"""Adam and its variants: the scaling by bias-corrected first and second moments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._chain import Chain, chain
+from ._hyperparameters import ScalarOrSchedule, check_range
+from ._numerics import bias_correction, compute_dtype, safe_increment
+from ._scale import scale_by_learning_rate
+from ._tree import tree_update_moment, tree_update_moment_per_elem_norm, tree_zeros_like
+from ._typecheck import typechecker
+from ._weight_decay import add_decayed_weights
+
+__all__ = [
+    "ScaleByAdam",
+    "ScaleByAdamState",
+    "adam",
+    "adamw",
+    "nadam",
+    "nadamw",
+    "scale_by_adam",
+]
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleByAdamState(eqx.Module):
+    """Adam's step count and first (``mu``) and second (``nu``) moment estimates."""
+
+    count: Int[Array, ""]
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+
+
+class ScaleByAdam(GradientTransformation):
+    """Scale by Adam's bias-corrected moments: ``m̂ / (sqrt(v̂ + eps_root) + eps)``."""
+
+    b1: Array = 0.9
+    b2: Array = 0.999
+    eps: Array = 1e-8
+    eps_root: Array = 0.0
+    mu_dtype: Any = eqx.field(static=True, default=None)
+    nesterov: bool = eqx.field(static=True, default=False)
+    scalar_hyperparameters = ("b1", "b2", "eps", "eps_root")
+
+    def __check_init__(self) -> None:
+        check_range(self, "b1", self.b1, 0.0, 1.0, high_inclusive=False)
+        check_range(self, "b2", self.b2, 0.0, 1.0, high_inclusive=False)
+        check_range(self, "eps", self.eps, 0.0)
+        check_range(self, "eps_root", self.eps_root, 0.0)
+
+    def init(self, params: PyTree) -> ScaleByAdamState:
+        return ScaleByAdamState(
+            count=jnp.zeros([], jnp.int32),
+            mu=tree_zeros_like(params, dtype=self.mu_dtype),
+            nu=tree_zeros_like(params),
+        )
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, ScaleByAdamState]:
+        check_state(self, updates, state, ScaleByAdamState, params)
+        mu = tree_update_moment(updates, state.mu, self.b1, 1)
+        nu = tree_update_moment_per_elem_norm(updates, state.nu, self.b2, 2)
+        count = safe_increment(state.count)
+        # The corrections are scalars computed once, without cancellation, in the
+        # hyperparameters' dtype; the elementwise step is done in the compute dtype.
+        correction_mu = bias_correction(self.b1, count)
+        correction_nu = bias_correction(self.b2, count)
+        correction_mu_next = bias_correction(self.b1, safe_increment(count))
+        b1, eps, eps_root = self.b1, self.eps, self.eps_root
+
+        def step(g: Array, m: Array, v: Array) -> Array:
+            work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
+            m = m.astype(work)
+            if self.nesterov:
+                beta = b1.astype(work)
+                m_hat = beta * (m / correction_mu_next.astype(work)) + (1 - beta) * (
+                    g.astype(work) / correction_mu.astype(work)
+                )
+            else:
+                m_hat = m / correction_mu.astype(work)
+            v_hat = v.astype(work) / correction_nu.astype(work)
+            denominator = jnp.sqrt(v_hat + eps_root.astype(work)) + eps.astype(work)
+            return (m_hat / denominator).astype(g.dtype)
+
+        new_updates = jax.tree.map(step, updates, mu, nu)
+        return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+
+def scale_by_adam(
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+) -> ScaleByAdam:
+    """Rescale updates by Adam's bias-corrected moment estimates.
+
+    $$\\begin{aligned}
+    m_t &= \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\qquad
+    v_t = \\beta_2 v_{t-1} + (1-\\beta_2) |g_t|^2, \\\\
+    \\hat m_t &= \\frac{m_t}{1-\\beta_1^t}, \\qquad
+    \\hat v_t = \\frac{v_t}{1-\\beta_2^t}, \\qquad
+    u_t = \\frac{\\hat m_t}{\\sqrt{\\hat v_t + \\varepsilon_{\\mathrm{root}}} + \\varepsilon}.
+    \\end{aligned}$$
+
+    With ``nesterov=True`` (NAdam), $\\hat m_t = \\beta_1 m_t / (1-\\beta_1^{t+1}) +
+    (1-\\beta_1) g_t / (1-\\beta_1^t)$.
+
+    The bias corrections $1-\\beta^t$ are computed as
+    $-\\operatorname{expm1}(t\\operatorname{log1p}(-\\beta))$, which keeps full relative
+    precision where the subtraction would cancel; float16 and bfloat16 moments are
+    combined in float32, so a zero gradient gives a zero update, not 0/0.
+
+    **Differentiating through the update.** $\\sqrt{\\hat v}$ has an infinite derivative
+    at $\\hat v = 0$, which a zero gradient coordinate produces; the chain rule then
+    multiplies it by zero and gives NaN. ``eps_root > 0`` (for example ``1e-8``) moves
+    the square root away from zero, so gradients through the update (meta-learning,
+    MAML) are finite. With ``eps_root = 0`` they are NaN exactly where a coordinate of
+    the gradient has been zero at every step so far.
+
+    ``mu_dtype`` stores the first moment in another dtype (``None``: the params').
+    References: Kingma & Ba, *Adam: A Method for Stochastic Optimization* (2015); Dozat,
+    *Incorporating Nesterov Momentum into Adam* (2016). Optax: ``optax.scale_by_adam``.
+    """
+    return ScaleByAdam(b1, b2, eps, eps_root, mu_dtype, nesterov)
+
+
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+) -> Chain:
+    """The Adam optimizer: :func:`scale_by_adam` then :func:`scale_by_learning_rate`.
+
+    $$p_{t} = p_{t-1} - \\eta_t\\,\\frac{\\hat m_t}{\\sqrt{\\hat v_t + \\varepsilon_{\\mathrm{root}}}
+    + \\varepsilon}$$
+
+    See :func:`scale_by_adam` for the moments and for ``eps_root``. Reference: Kingma &
+    Ba (2015); ``optax.adam``.
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def nadam(
+    learning_rate: ScalarOrSchedule,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+) -> Chain:
+    """NAdam: :func:`adam` with Nesterov momentum (``nesterov=True``).
+
+    Reference: Dozat, *Incorporating Nesterov Momentum into Adam* (2016); ``optax.nadam``.
+    """
+    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = False,
+) -> Chain:
+    """AdamW: Adam with decoupled weight decay.
+
+    $$p_{t} = p_{t-1} - \\eta_t\\Big(\\frac{\\hat m_t}{\\sqrt{\\hat v_t +
+    \\varepsilon_{\\mathrm{root}}} + \\varepsilon} + \\lambda\\,p_{t-1}\\Big)$$
+
+    ``mask`` selects the params that decay (see :func:`add_decayed_weights`).
+    Reference: Loshchilov & Hutter, *Decoupled Weight Decay Regularization* (2019);
+    ``optax.adamw``.
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def nadamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+) -> Chain:
+    """NAdamW: :func:`adamw` with Nesterov momentum. Reference: ``optax.nadamw``."""
+    return adamw(
+        learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=True
+    )

@@ -1,0 +1,151 @@
+"""The protocol every optref transformation follows.
+
+A :class:`GradientTransformation` is an immutable :class:`equinox.Module` whose fields
+are its hyperparameters. ``init(params)`` builds the state; ``update(updates, state,
+params=None, **extra)`` returns the transformed updates and the next state. Both are
+pure functions of their arguments.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import equinox as eqx
+from jaxtyping import PyTree
+
+from ._hyperparameters import (
+    HyperparameterError,
+    as_hyperparameter,
+    as_scalar_hyperparameter,
+    transformation_name,
+)
+from ._tree_check import check_tree_fits
+
+__all__ = [
+    "EmptyState",
+    "GradientTransformation",
+    "StateMismatchError",
+    "check_state",
+    "params_like",
+]
+
+
+class StateMismatchError(TypeError):
+    """A state was given to a transformation that did not build it."""
+
+
+class EmptyState(eqx.Module):
+    """The state of a stateless transformation: it holds nothing."""
+
+
+class GradientTransformation(eqx.Module):
+    """A pure gradient transformation: ``init(params) -> state`` and ``update``.
+
+    ``update(updates, state, params=None, **extra) -> (new_updates, new_state)``.
+    ``extra`` carries the keyword arguments that some transformations need (``value``,
+    ``grad``, ``value_fn`` for line searches); every transformation accepts and ignores
+    the ones it does not use, so a :func:`chain` can forward them to all its members.
+
+    Subclasses list their numeric hyperparameters in ``scalar_hyperparameters`` (always
+    numbers or arrays) and ``schedule_hyperparameters`` (numbers, arrays or callables
+    ``count -> value``); they are converted to JAX arrays when the transformation is
+    built, so they are leaves of its PyTree. Ranges are checked in ``__check_init__``.
+    """
+
+    scalar_hyperparameters: ClassVar[tuple[str, ...]] = ()
+    schedule_hyperparameters: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        name = transformation_name(self)
+        for field in self.schedule_hyperparameters + self.scalar_hyperparameters:
+            value = getattr(self, field)
+            if value is None:
+                continue
+            convert = (
+                as_hyperparameter if field in self.schedule_hyperparameters
+                else as_scalar_hyperparameter
+            )
+            try:
+                converted = convert(value)
+            except HyperparameterError as error:
+                kinds = (
+                    "a number, an array or a callable count -> value"
+                    if field in self.schedule_hyperparameters
+                    else "a number or an array"
+                )
+                raise HyperparameterError(
+                    f"{name}: {field} must be {kinds}, got {value!r}."
+                ) from error
+            object.__setattr__(self, field, converted)
+
+    @abc.abstractmethod
+    def init(self, params: PyTree) -> PyTree:
+        """The initial state for ``params``."""
+
+    @abc.abstractmethod
+    def update(
+        self, updates: PyTree, state: PyTree, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, PyTree]:
+        """Transform ``updates``; return them with the next state."""
+
+
+def params_like(*, follows_dtype: bool = True) -> Any:
+    """Declare a state field that holds a tree with the structure and shapes of the params.
+
+    :func:`check_state` then checks, at trace time, that the updates fit it (and, with
+    ``follows_dtype``, that its dtypes are the params' dtypes).
+    """
+    return eqx.field(metadata={"params_like": True, "follows_dtype": follows_dtype})
+
+
+def check_state(
+    transformation: GradientTransformation,
+    updates: PyTree,
+    state: Any,
+    state_type: type | tuple[type, ...],
+    params: PyTree | None = None,
+) -> None:
+    """Check that ``state`` is a ``state_type`` and that ``updates`` fit its params-like fields.
+
+    With ``params``, the params-like fields that follow the params' dtype must also have
+    the params' dtypes.
+
+    Raises :class:`StateMismatchError` for a state of another transformation and
+    :class:`~optref.core.TreeMismatchError` naming the transformation and the PyTree
+    path where the updates and a field of the state differ in structure, shape or dtype.
+    Runs at trace time only.
+    """
+    name = transformation_name(transformation)
+    if not isinstance(state, state_type):
+        expected = (
+            state_type.__name__
+            if isinstance(state_type, type)
+            else " or ".join(t.__name__ for t in state_type)
+        )
+        raise StateMismatchError(
+            f"{name}: expected a {expected} (the state that {name}.init builds), "
+            f"got a {type(state).__name__}. Was the state built by another optimizer?"
+        )
+    for field in dataclasses.fields(state):
+        if not field.metadata.get("params_like", False):
+            continue
+        check_tree_fits(
+            getattr(state, field.name),
+            updates,
+            where=name,
+            reference_name=f"state.{field.name}",
+            tree_name="updates",
+            check_dtype=False,
+        )
+        if params is not None and field.metadata.get("follows_dtype", True):
+            check_tree_fits(
+                params,
+                getattr(state, field.name),
+                where=name,
+                reference_name="params",
+                tree_name=f"state.{field.name}",
+                check_dtype=True,
+            )
+

@@ -1,0 +1,128 @@
+"""Hyperparameters as data: conversion to JAX arrays and validation with clear errors.
+
+A numeric hyperparameter is stored as a JAX array, a leaf of the transformation's
+PyTree: a jitted step that takes the transformation as an argument does not recompile
+when it changes, a batch of transformations can be ``vmap``-ped, and gradients reach
+it. A hyperparameter that Optax lets be a schedule may also be any callable
+``count -> value``; it is kept as it is and called with the step count.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any, TypeAlias, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+__all__ = [
+    "HyperparameterError",
+    "ScalarOrSchedule",
+    "as_hyperparameter",
+    "as_scalar_hyperparameter",
+    "check_range",
+    "is_concrete",
+    "resolve",
+    "transformation_name",
+]
+
+ScalarOrSchedule: TypeAlias = Union[float, Array, Callable[[Array], ArrayLike]]  # noqa: UP007
+
+
+class HyperparameterError(ValueError):
+    """A hyperparameter is out of its allowed range or of the wrong kind."""
+
+
+def transformation_name(obj: object) -> str:
+    """The Optax-style factory name of a transformation: ``ScaleByAdam`` -> ``scale_by_adam``."""
+    name = type(obj).__name__ if not isinstance(obj, type) else obj.__name__
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _default_float() -> np.dtype:
+    return jnp.zeros((), dtype=float).dtype
+
+
+def as_scalar_hyperparameter(value: Any) -> Array:
+    """Convert a number or array to a floating JAX array (the default float dtype for ints).
+
+    Tracers pass through, so factories can be called inside ``jit``, ``vmap`` and ``grad``.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return value
+    if isinstance(value, bool) or callable(value) or isinstance(value, str) or value is None:
+        raise HyperparameterError(f"expected a number or an array, got {value!r}")
+    if isinstance(value, int | float):
+        array = jnp.asarray(value, dtype=_default_float())
+    else:
+        array = jnp.asarray(value)
+    if not jnp.issubdtype(array.dtype, jnp.inexact):
+        array = array.astype(_default_float())
+    return array
+
+
+def as_hyperparameter(value: Any) -> Array | Callable[[Array], ArrayLike]:
+    """Like :func:`as_scalar_hyperparameter`, but a callable (a schedule) is kept as it is."""
+    if callable(value) and not isinstance(value, jax.Array):
+        return value
+    return as_scalar_hyperparameter(value)
+
+
+def resolve(value: Array | Callable[[Array], ArrayLike], count: Array) -> Array:
+    """The value of a hyperparameter at step ``count``: call it if it is a schedule."""
+    if callable(value) and not isinstance(value, jax.Array):
+        return jnp.asarray(value(count))
+    return jnp.asarray(value)
+
+
+def is_concrete(value: Any) -> bool:
+    """Whether ``value`` is a concrete number or array that can be checked in Python."""
+    if callable(value) and not isinstance(value, jax.Array):
+        return False
+    leaves = jax.tree.leaves(value)
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def _fmt(bound: float) -> str:
+    if math.isinf(bound):
+        return "∞" if bound > 0 else "-∞"
+    return f"{bound:g}"
+
+
+def check_range(
+    owner: object | str,
+    argument: str,
+    value: Any,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    """Raise :class:`HyperparameterError` unless every element of ``value`` lies in the range.
+
+    Schedules and traced values cannot be checked in Python and are accepted. The message
+    names the transformation, the argument, the allowed range and the value given.
+    """
+    if value is None or not is_concrete(value):
+        return
+    where = owner if isinstance(owner, str) else transformation_name(owner)
+    array = np.asarray(value)
+    if np.iscomplexobj(array):
+        raise HyperparameterError(f"{where}: {argument} must be real, got {value!r}.")
+    ok_low = array >= low if low_inclusive else array > low
+    ok_high = array <= high if high_inclusive else array < high
+    if not (np.all(ok_low) and np.all(ok_high)) or np.any(np.isnan(array)):
+        interval = (
+            ("[" if low_inclusive else "(")
+            + f"{_fmt(low)}, {_fmt(high)}"
+            + ("]" if high_inclusive else ")")
+        )
+        shown = array.item() if array.ndim == 0 else array
+        raise HyperparameterError(
+            f"{where}: {argument} must be in {interval}, got {shown!r}."
+        )

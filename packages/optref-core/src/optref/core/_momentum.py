@@ -1,0 +1,74 @@
+"""Heavy-ball and Nesterov momentum: an accumulated trace of past updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, Inexact, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._hyperparameters import check_range
+from ._numerics import compute_dtype
+from ._tree import tree_zeros_like
+from ._typecheck import typechecker
+
+__all__ = ["Trace", "TraceState", "trace"]
+
+
+@jaxtyped(typechecker=typechecker)
+class TraceState(eqx.Module):
+    """The accumulated trace of past updates."""
+
+    trace: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+
+
+class Trace(GradientTransformation):
+    """Momentum: ``trace = g + decay * trace``."""
+
+    decay: Array
+    nesterov: bool = eqx.field(static=True, default=False)
+    accumulator_dtype: Any = eqx.field(static=True, default=None)
+    scalar_hyperparameters = ("decay",)
+
+    def __check_init__(self) -> None:
+        check_range(self, "decay", self.decay, 0.0)
+
+    def init(self, params: PyTree) -> TraceState:
+        return TraceState(tree_zeros_like(params, dtype=self.accumulator_dtype))
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, TraceState]:
+        check_state(self, updates, state, TraceState)
+        decay = self.decay
+
+        def accumulate(g: Array, t: Array) -> Array:
+            work = compute_dtype(t.dtype)
+            return (g.astype(work) + decay.astype(work) * t.astype(work)).astype(t.dtype)
+
+        new_trace = jax.tree.map(accumulate, updates, state.trace)
+        if self.nesterov:
+
+            def look_ahead(g: Array, t: Array) -> Array:
+                work = compute_dtype(g.dtype)
+                return (g.astype(work) + decay.astype(work) * t.astype(work)).astype(g.dtype)
+
+            new_updates = jax.tree.map(look_ahead, updates, new_trace)
+        else:
+            new_updates = jax.tree.map(lambda g, t: t.astype(g.dtype), updates, new_trace)
+        return new_updates, TraceState(new_trace)
+
+
+def trace(decay: float | Array, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:
+    """Momentum, heavy-ball or Nesterov.
+
+    $$m_t = g_t + \\mu\\,m_{t-1}, \\qquad u_t = \\begin{cases} m_t & \\text{heavy ball} \\\\
+    g_t + \\mu\\,m_t & \\text{Nesterov} \\end{cases}$$
+
+    ``accumulator_dtype`` stores the trace in another dtype (``None``: the params').
+    References: Polyak (1964); Sutskever et al., *On the importance of initialization
+    and momentum in deep learning* (2013). Optax: ``optax.trace``.
+    """
+    return Trace(decay, nesterov, accumulator_dtype)

@@ -1,0 +1,146 @@
+"""Scaling by a constant, a learning rate or a schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Int, PyTree, jaxtyped
+
+from ._base import EmptyState, GradientTransformation, check_state
+from ._hyperparameters import ScalarOrSchedule, resolve
+from ._numerics import safe_increment
+from ._typecheck import typechecker
+
+__all__ = [
+    "Scale",
+    "ScaleByLearningRate",
+    "ScaleBySchedule",
+    "ScaleByScheduleState",
+    "scale",
+    "scale_by_learning_rate",
+    "scale_by_schedule",
+]
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleByScheduleState(eqx.Module):
+    """The step count of a schedule-driven scaling."""
+
+    count: Int[Array, ""]
+
+
+def _zero_count() -> Array:
+    return jnp.zeros([], jnp.int32)
+
+
+def _scale_leaves(step_size: Array, updates: PyTree) -> PyTree:
+    step_size = jnp.asarray(step_size)
+    return jax.tree.map(lambda g: step_size.astype(g.dtype) * g, updates)
+
+
+class Scale(GradientTransformation):
+    """Multiply the updates by a constant ``step_size``."""
+
+    step_size: Array
+    scalar_hyperparameters = ("step_size",)
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, EmptyState]:
+        check_state(self, updates, state, EmptyState)
+        return _scale_leaves(self.step_size, updates), state
+
+
+def scale(step_size: float | Array) -> Scale:
+    """Scale the updates by a constant.
+
+    $$u \\mapsto \\alpha\\,u$$
+
+    Reference: ``optax.scale``.
+    """
+    return Scale(step_size)
+
+
+class ScaleBySchedule(GradientTransformation):
+    """Multiply the updates by ``step_size_fn(count)``."""
+
+    step_size_fn: Any
+
+    def __check_init__(self) -> None:
+        if not callable(self.step_size_fn):
+            raise TypeError(
+                f"scale_by_schedule: step_size_fn must be a callable count -> value, "
+                f"got {self.step_size_fn!r}."
+            )
+
+    def init(self, params: PyTree) -> ScaleByScheduleState:
+        del params
+        return ScaleByScheduleState(_zero_count())
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, ScaleByScheduleState]:
+        check_state(self, updates, state, ScaleByScheduleState)
+        step_size = self.step_size_fn(state.count)
+        return _scale_leaves(step_size, updates), ScaleByScheduleState(
+            safe_increment(state.count)
+        )
+
+
+def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
+    """Scale the updates by a schedule of the step count.
+
+    $$u_t \\mapsto \\alpha(t)\\,u_t, \\qquad t = 0, 1, \\ldots$$
+
+    Reference: ``optax.scale_by_schedule``.
+    """
+    return ScaleBySchedule(step_size_fn)
+
+
+class ScaleByLearningRate(GradientTransformation):
+    """Multiply the updates by ``-learning_rate`` (or ``+`` without ``flip_sign``)."""
+
+    learning_rate: ScalarOrSchedule
+    flip_sign: bool = eqx.field(static=True, default=True)
+    schedule_hyperparameters = ("learning_rate",)
+
+    def _is_schedule(self) -> bool:
+        return callable(self.learning_rate) and not isinstance(self.learning_rate, jax.Array)
+
+    def init(self, params: PyTree) -> EmptyState | ScaleByScheduleState:
+        del params
+        return ScaleByScheduleState(_zero_count()) if self._is_schedule() else EmptyState()
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, EmptyState | ScaleByScheduleState]:
+        sign = -1 if self.flip_sign else 1
+        if self._is_schedule():
+            check_state(self, updates, state, ScaleByScheduleState)
+            step_size = sign * resolve(self.learning_rate, state.count)
+            return _scale_leaves(step_size, updates), ScaleByScheduleState(
+                safe_increment(state.count)
+            )
+        check_state(self, updates, state, EmptyState)
+        return _scale_leaves(sign * jnp.asarray(self.learning_rate), updates), state
+
+
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+) -> ScaleByLearningRate:
+    """Scale the updates by the learning rate, with a minus sign for descent.
+
+    $$u_t \\mapsto -\\eta_t\\,u_t$$
+
+    ``learning_rate`` is a number, an array or a callable ``count -> value`` (a
+    schedule); with a schedule the state counts the steps. Reference:
+    ``optax.scale_by_learning_rate``.
+    """
+    return ScaleByLearningRate(learning_rate, flip_sign)

@@ -1,0 +1,247 @@
+"""Tree arithmetic shared by every transformation.
+
+Params, updates and state moments are arbitrary PyTrees; ``None`` leaves (the holes
+that ``eqx.filter`` leaves in a model) are empty subtrees and pass through every
+function here untouched.
+
+Scalars (hyperparameters, bias corrections, norms) are computed in their own, wider
+dtype and cast to each leaf's dtype at the last moment. Elementwise arithmetic on
+float16 and bfloat16 leaves is done in float32 and the result cast back
+(:func:`optref.core.compute_dtype`), so low-precision leaves lose no more than one
+rounding per stored value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, PyTree
+
+from ._numerics import bias_correction, compute_dtype, safe_sqrt
+
+__all__ = [
+    "tree_add",
+    "tree_add_scaled",
+    "tree_bias_correction",
+    "tree_cast",
+    "tree_conj",
+    "tree_full_like",
+    "tree_l2_norm",
+    "tree_map_compute",
+    "tree_norm",
+    "tree_ones_like",
+    "tree_real",
+    "tree_scale",
+    "tree_sub",
+    "tree_sum",
+    "tree_update_moment",
+    "tree_update_moment_per_elem_norm",
+    "tree_vdot",
+    "tree_where",
+    "tree_zeros_like",
+]
+
+
+def _leaves(tree: PyTree) -> list[Array]:
+    return jax.tree.leaves(tree)
+
+
+def tree_map_compute(fn: Callable[..., Array], tree: PyTree, *rest: PyTree) -> PyTree:
+    """Map ``fn`` over leaves, computing in :func:`compute_dtype` of the first tree's leaf.
+
+    Every argument leaf is cast to the compute dtype of the first tree's leaf, ``fn`` is
+    applied, and the result is cast back to that leaf's dtype.
+    """
+
+    def leaf_fn(x: Array, *ys: Array) -> Array:
+        dtype = jnp.asarray(x).dtype
+        work = compute_dtype(dtype)
+        out = fn(jnp.asarray(x).astype(work), *(jnp.asarray(y).astype(work) for y in ys))
+        return out.astype(dtype)
+
+    return jax.tree.map(leaf_fn, tree, *rest)
+
+
+def tree_zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
+    """Zeros with the structure and shapes of ``tree`` (in ``dtype`` if given)."""
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+
+
+def tree_ones_like(tree: PyTree, dtype: Any = None) -> PyTree:
+    """Ones with the structure and shapes of ``tree`` (in ``dtype`` if given)."""
+    return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+
+
+def tree_full_like(tree: PyTree, fill_value: ArrayLike, dtype: Any = None) -> PyTree:
+    """``fill_value`` with the structure and shapes of ``tree`` (in ``dtype`` if given)."""
+    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+
+
+def tree_cast(tree: PyTree, dtype: Any) -> PyTree:
+    """Cast every floating leaf of ``tree`` to ``dtype``; ``None`` keeps the leaves' dtypes."""
+    if dtype is None:
+        return tree
+    return jax.tree.map(lambda x: jnp.asarray(x).astype(dtype), tree)
+
+
+def tree_real(tree: PyTree) -> PyTree:
+    """The real part of every leaf."""
+    return jax.tree.map(jnp.real, tree)
+
+
+def tree_conj(tree: PyTree) -> PyTree:
+    """The complex conjugate of every leaf."""
+    return jax.tree.map(jnp.conj, tree)
+
+
+def tree_scale(scalar: ArrayLike, tree: PyTree) -> PyTree:
+    """``scalar * tree``; the scalar is cast to each leaf's dtype.
+
+    $$(c\\,x)_i = c\\,x_i$$
+    """
+    scalar = jnp.asarray(scalar)
+    return jax.tree.map(lambda x: x * scalar.astype(x.dtype), tree)
+
+
+def tree_add(a: PyTree, b: PyTree) -> PyTree:
+    """``a + b`` leafwise; the result has ``a``'s dtypes."""
+    return jax.tree.map(lambda x, y: x + jnp.asarray(y).astype(x.dtype), a, b)
+
+
+def tree_sub(a: PyTree, b: PyTree) -> PyTree:
+    """``a - b`` leafwise; the result has ``a``'s dtypes."""
+    return jax.tree.map(lambda x, y: x - jnp.asarray(y).astype(x.dtype), a, b)
+
+
+def tree_add_scaled(a: PyTree, scalar: ArrayLike, b: PyTree) -> PyTree:
+    """``a + scalar * b`` leafwise, computed in the compute dtype of ``a``'s leaves."""
+    scalar = jnp.asarray(scalar)
+    return tree_map_compute(lambda x, y: x + scalar.astype(x.dtype) * y, a, b)
+
+
+def tree_where(condition: ArrayLike, on_true: PyTree, on_false: PyTree) -> PyTree:
+    """``on_true`` where the scalar ``condition`` holds, else ``on_false``, leafwise."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), on_true, on_false)
+
+
+def tree_sum(tree: PyTree) -> Array:
+    """The sum of every element of every leaf."""
+    leaves = _leaves(tree)
+    if not leaves:
+        return jnp.zeros([])
+    return sum((jnp.sum(x) for x in leaves[1:]), jnp.sum(leaves[0]))
+
+
+def tree_vdot(a: PyTree, b: PyTree) -> Array:
+    """The inner product ``Σ conj(a)·b`` over every element of every leaf."""
+    products = jax.tree.map(lambda x, y: jnp.vdot(x, y), a, b)
+    return tree_sum(products)
+
+
+def _squared_norm_leaf(x: Array) -> Array:
+    work = compute_dtype(x.dtype)
+    x = x.astype(work)
+    if jnp.iscomplexobj(x):
+        return jnp.sum(jnp.real(x) ** 2 + jnp.imag(x) ** 2)
+    return jnp.sum(x**2)
+
+
+def tree_l2_norm(tree: PyTree, squared: bool = False) -> Array:
+    """The Euclidean norm of all the elements of ``tree`` together.
+
+    $$\\lVert x \\rVert_2 = \\Big(\\sum_{\\ell}\\sum_i |x_{\\ell,i}|^2\\Big)^{1/2}$$
+
+    Computed in at least float32; real for complex leaves. ``squared=True`` returns the
+    square without the root. The root is :func:`optref.core.safe_sqrt`, so the gradient
+    at the zero tree is zero rather than NaN.
+    """
+    leaves = _leaves(tree)
+    if not leaves:
+        return jnp.zeros([])
+    total = sum((_squared_norm_leaf(x) for x in leaves[1:]), _squared_norm_leaf(leaves[0]))
+    return total if squared else safe_sqrt(total)
+
+
+def tree_norm(tree: PyTree, ord: int | str | None = 2, squared: bool = False) -> Array:
+    """The norm of all the elements of ``tree`` together: ``ord`` in {1, 2, inf}."""
+    if ord in (2, None):
+        return tree_l2_norm(tree, squared=squared)
+    leaves = _leaves(tree)
+    if not leaves:
+        return jnp.zeros([])
+    if ord == 1:
+        value = tree_sum(jax.tree.map(lambda x: jnp.sum(jnp.abs(x)), tree))
+    elif ord in ("inf", jnp.inf):
+        value = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
+    else:
+        raise ValueError(f"tree_norm: ord must be 1, 2 or inf, got {ord!r}.")
+    return value**2 if squared else value
+
+
+def tree_update_moment(updates: PyTree, moments: PyTree, decay: ArrayLike, order: int) -> PyTree:
+    """The exponential moving average of the ``order``-th power of the updates.
+
+    $$m_t = \\beta\\,m_{t-1} + (1 - \\beta)\\,g_t^{k}$$
+
+    Computed in the compute dtype of the moment's leaves, stored in the moment's dtype.
+    """
+    decay = jnp.asarray(decay)
+
+    def leaf(g: Array, m: Array) -> Array:
+        work = compute_dtype(jnp.result_type(m.dtype, g.dtype))
+        d = decay.astype(work)
+        out = (1 - d) * (g.astype(work) ** order) + d * m.astype(work)
+        return out.astype(m.dtype)
+
+    return jax.tree.map(leaf, updates, moments)
+
+
+def _abs_pow(g: Array, order: int) -> Array:
+    if jnp.iscomplexobj(g):
+        squared = jnp.real(g) ** 2 + jnp.imag(g) ** 2
+        if order == 2:
+            return squared
+        return squared ** (order / 2)
+    if order % 2 == 0:
+        return g**order
+    return jnp.abs(g) ** order
+
+
+def tree_update_moment_per_elem_norm(
+    updates: PyTree, moments: PyTree, decay: ArrayLike, order: int
+) -> PyTree:
+    """The exponential moving average of ``|g|**order`` (real for complex updates).
+
+    $$v_t = \\beta\\,v_{t-1} + (1 - \\beta)\\,|g_t|^{k}$$
+    """
+    decay = jnp.asarray(decay)
+
+    def leaf(g: Array, m: Array) -> Array:
+        work = compute_dtype(jnp.result_type(m.dtype, g.dtype))
+        d = decay.astype(work)
+        out = (1 - d) * _abs_pow(g.astype(compute_dtype(g.dtype)), order).astype(work) + d * m.astype(
+            work
+        )
+        return out.astype(m.dtype)
+
+    return jax.tree.map(leaf, updates, moments)
+
+
+def tree_bias_correction(moments: PyTree, decay: ArrayLike, count: ArrayLike) -> PyTree:
+    """Divide a moment by its bias correction ``1 - decay**count``, computed without cancellation.
+
+    $$\\hat m_t = \\frac{m_t}{1 - \\beta^t}$$
+
+    The correction is computed in the wide dtype of :func:`optref.core.bias_correction`;
+    the division is done in the compute dtype of each leaf. Kingma & Ba (2015).
+    """
+    correction = bias_correction(decay, count)
+
+    def leaf(m: Array) -> Array:
+        work = compute_dtype(m.dtype)
+        return (m.astype(work) / correction.astype(work)).astype(m.dtype)
+
+    return jax.tree.map(leaf, moments)

@@ -1,0 +1,98 @@
+"""Trace-time checks that a tree fits another: structure, shapes and dtypes, by path.
+
+These run in Python on shapes and dtypes only, so under ``jax.jit`` they run once at
+trace time and add nothing to the compiled step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jaxtyping import PyTree
+
+__all__ = ["TreeMismatchError", "check_tree_fits", "path_str"]
+
+
+class TreeMismatchError(ValueError):
+    """A tree (updates, state, mask, labels) does not fit the tree it must match."""
+
+
+def path_str(path: tuple[Any, ...]) -> str:
+    """A key path as Python indexing, e.g. ``['head']['b']`` or ``.layers[0].weight``."""
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def _with_paths(tree: PyTree) -> list[tuple[tuple[Any, ...], Any]]:
+    return jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
+
+
+def _describe(leaf: Any) -> str:
+    if leaf is None:
+        return "None"
+    shape = getattr(leaf, "shape", None)
+    dtype = getattr(leaf, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{np.dtype(dtype).name}{list(shape)}"
+    return type(leaf).__name__
+
+
+def check_tree_fits(
+    reference: PyTree,
+    tree: PyTree,
+    *,
+    where: str,
+    reference_name: str,
+    tree_name: str,
+    check_dtype: bool = False,
+) -> None:
+    """Raise :class:`TreeMismatchError` if ``tree`` differs from ``reference``.
+
+    The structure (including where ``None`` stands), every leaf's shape and, with
+    ``check_dtype``, every leaf's dtype must be the same. The message names ``where``
+    (the transformation), both trees and the first PyTree path at which they differ.
+    """
+    ref_leaves = _with_paths(reference)
+    leaves = _with_paths(tree)
+    ref_paths = [path_str(p) for p, _ in ref_leaves]
+    paths = [path_str(p) for p, _ in leaves]
+    if ref_paths != paths:
+        only_ref = [p for p in ref_paths if p not in paths]
+        only_tree = [p for p in paths if p not in ref_paths]
+        detail = []
+        if only_ref:
+            detail.append(f"{reference_name} has {', '.join(only_ref[:5])} which {tree_name} lacks")
+        if only_tree:
+            detail.append(f"{tree_name} has {', '.join(only_tree[:5])} which {reference_name} lacks")
+        if not detail:
+            detail.append(f"the order of the leaves differs ({ref_paths[:5]} vs {paths[:5]})")
+        raise TreeMismatchError(
+            f"{where}: {tree_name} does not have the structure of {reference_name}: "
+            + "; ".join(detail)
+            + "."
+        )
+    for (path, ref_leaf), (_, leaf) in zip(ref_leaves, leaves, strict=True):
+        if (ref_leaf is None) != (leaf is None):
+            raise TreeMismatchError(
+                f"{where}: at {path_str(path)}, {tree_name} is {_describe(leaf)} but "
+                f"{reference_name} is {_describe(ref_leaf)}."
+            )
+        if ref_leaf is None:
+            continue
+        ref_shape = getattr(ref_leaf, "shape", None)
+        shape = getattr(leaf, "shape", None)
+        if ref_shape is not None and shape is not None and tuple(ref_shape) != tuple(shape):
+            raise TreeMismatchError(
+                f"{where}: at {path_str(path)}, {tree_name} has shape {tuple(shape)} but "
+                f"{reference_name} has shape {tuple(ref_shape)}."
+            )
+        if check_dtype:
+            ref_dtype = getattr(ref_leaf, "dtype", None)
+            dtype = getattr(leaf, "dtype", None)
+            if ref_dtype is not None and dtype is not None and ref_dtype != dtype:
+                raise TreeMismatchError(
+                    f"{where}: at {path_str(path)}, {tree_name} has dtype "
+                    f"{np.dtype(dtype).name} but {reference_name} has dtype "
+                    f"{np.dtype(ref_dtype).name}."
+                )

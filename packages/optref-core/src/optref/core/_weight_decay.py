@@ -1,0 +1,92 @@
+"""Decoupled weight decay: add a multiple of the params to the updates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Int, PyTree, jaxtyped
+
+from ._base import EmptyState, GradientTransformation, check_state
+from ._hyperparameters import ScalarOrSchedule, check_range, resolve
+from ._mask_tree import broadcast_mask
+from ._numerics import compute_dtype, safe_increment
+from ._typecheck import typechecker
+
+__all__ = ["AddDecayedWeights", "WeightDecaySchedule", "add_decayed_weights"]
+
+
+@jaxtyped(typechecker=typechecker)
+class WeightDecaySchedule(eqx.Module):
+    """The step count of a scheduled weight decay."""
+
+    count: Int[Array, ""]
+
+
+class AddDecayedWeights(GradientTransformation):
+    """``updates + weight_decay * params``, where ``mask`` holds."""
+
+    weight_decay: ScalarOrSchedule = 0.0
+    mask: PyTree | Callable[[PyTree], PyTree] | None = None
+    schedule_hyperparameters = ("weight_decay",)
+
+    def __check_init__(self) -> None:
+        check_range(self, "weight_decay", self.weight_decay, 0.0)
+
+    def _is_schedule(self) -> bool:
+        return callable(self.weight_decay) and not isinstance(self.weight_decay, jax.Array)
+
+    def init(self, params: PyTree) -> EmptyState | WeightDecaySchedule:
+        if self.mask is not None:
+            broadcast_mask(self.mask, params, where="add_decayed_weights")
+        if self._is_schedule():
+            return WeightDecaySchedule(jnp.zeros([], jnp.int32))
+        return EmptyState()
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, EmptyState | WeightDecaySchedule]:
+        if params is None:
+            raise ValueError(
+                "add_decayed_weights: update needs params (the weights to decay); "
+                "call update(updates, state, params)."
+            )
+        if self._is_schedule():
+            check_state(self, updates, state, WeightDecaySchedule)
+            rate = resolve(self.weight_decay, state.count)
+            new_state: EmptyState | WeightDecaySchedule = WeightDecaySchedule(
+                safe_increment(state.count)
+            )
+        else:
+            check_state(self, updates, state, EmptyState)
+            rate = jnp.asarray(self.weight_decay)
+            new_state = state
+
+        def decay(g: Array, p: Array) -> Array:
+            work = compute_dtype(g.dtype)
+            return (g.astype(work) + rate.astype(work) * p.astype(work)).astype(g.dtype)
+
+        decayed = jax.tree.map(decay, updates, params)
+        if self.mask is None:
+            return decayed, new_state
+        mask = broadcast_mask(self.mask, updates, where="add_decayed_weights")
+        return jax.tree.map(jnp.where, mask, decayed, updates), new_state
+
+
+def add_decayed_weights(
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: PyTree | Callable[[PyTree], PyTree] | None = None,
+) -> AddDecayedWeights:
+    """Add the params, scaled by ``weight_decay``, to the updates (decoupled weight decay).
+
+    $$u \\mapsto u + \\lambda\\,p \\quad \\text{where the mask holds}$$
+
+    ``mask`` is a tree of bools with the params' structure (or a prefix of it), or a
+    callable that returns one from the params; leaves where it is ``False`` are left as
+    they are. ``weight_decay`` may be a schedule. Reference: Loshchilov & Hutter,
+    *Decoupled Weight Decay Regularization* (2019); ``optax.add_decayed_weights``.
+    """
+    return AddDecayedWeights(weight_decay, mask)
