@@ -1,0 +1,157 @@
+"""Every development task of the optref monorepo.
+
+Run ``nox -l`` for the list. Every session also runs with ``nox --no-venv --no-install``
+inside an environment that already has the dependencies (a machine with no network).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = ["core", "schedules", "linesearch", "masking", "compat", "audit"]
+# The optref packages each package needs, installed from this checkout.
+LOCAL_DEPENDENCIES = {
+    "core": [],
+    "schedules": [],
+    "linesearch": ["core"],
+    "masking": ["core"],
+    "compat": ["core"],
+    "audit": ["core", "schedules", "linesearch", "masking", "compat"],
+}
+TEST_DEPENDENCIES = ["pytest>=8", "pytest-xdist>=3.5", "numpy", "scipy"]
+OPTAX_VERSIONS = ["0.2.3", "0.2.4", "0.2.5", "0.2.8"]
+BACKENDS = ["cpu", "gpu", "tpu"]
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _path(package: str) -> str:
+    return str(ROOT / "packages" / f"optref-{package}")
+
+
+def _install_all(session: nox.Session, editable: bool = True) -> None:
+    flags = ["-e"] if editable else []
+    args: list[str] = []
+    for package in PACKAGES:
+        args += [*flags, _path(package)]
+    session.install(*args, *TEST_DEPENDENCIES, "optax==0.2.8", "optimistix")
+
+
+def _workers(session: nox.Session) -> list[str]:
+    return ["-n", os.environ.get("OPTREF_TEST_WORKERS", "auto")]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """All packages installed editable in one env; pytest over every package and tests/."""
+    _install_all(session)
+    paths = [f"packages/optref-{p}/tests" for p in PACKAGES] + ["tests"]
+    session.run("pytest", *_workers(session), *paths, *session.posargs)
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def isolated(session: nox.Session, package: str) -> None:
+    """One package alone, with only its declared dependencies, and its own tests."""
+    local = [_path(dep) for dep in LOCAL_DEPENDENCIES[package]]
+    session.install(*local, _path(package), *TEST_DEPENDENCIES)
+    session.run(
+        "python", "-c",
+        "import importlib.metadata as m, sys; "
+        f"dist = 'optref-{package}'; "
+        "print(dist, m.version(dist), 'requires', m.requires(dist))",
+    )
+    session.run("pytest", *_workers(session), f"packages/optref-{package}/tests", *session.posargs)
+
+
+def _backend_present(session: nox.Session, backend: str) -> bool:
+    probe = (
+        "import jax, sys\n"
+        "try:\n"
+        f"    jax.devices({backend!r})\n"
+        "except RuntimeError:\n"
+        "    sys.exit(1)\n"
+    )
+    try:
+        session.run("python", "-c", probe, silent=True)
+    except nox.command.CommandFailed:
+        return False
+    return True
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES[:4])
+@nox.parametrize("backend", BACKENDS)
+def crosscheck(session: nox.Session, package: str, backend: str) -> None:
+    """The conformance cases of one package against Optax on one JAX backend."""
+    _install_all(session)
+    if not _backend_present(session, backend):
+        session.skip(f"JAX has no {backend!r} backend on this machine.")
+    session.run(
+        "pytest", *_workers(session), "tests/test_conformance.py", "-k", f"{package}.",
+        *session.posargs,
+        env={"JAX_PLATFORMS": backend, "OPTREF_CROSSCHECK_ALL": "1"},
+    )
+
+
+@nox.session
+@nox.parametrize("optax", OPTAX_VERSIONS)
+def audit(session: nox.Session, optax: str) -> None:
+    """``optref-audit`` against one Optax version, its report in audit-report/optax-<v>."""
+    _install_all(session, editable=False)
+    session.install(f"optax=={optax}")
+    out = ROOT / "audit-report" / f"optax-{optax}"
+    session.run("optref-audit", "--out", str(out), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: audit the installed Optax (quick), then say where the report is."""
+    _install_all(session)
+    session.run("python", "-m", "optref.audit", "--quick", "--out", "audit-report/latest",
+                *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks of optref against Optax, as ratios in one run."""
+    _install_all(session)
+    session.run("python", "docs/examples/bench.py", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff format, ruff check and pyright, through pre-commit."""
+    session.install("pre-commit")
+    session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with --strict."""
+    _install_all(session)
+    session.install("mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "matplotlib>=3.8")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Wheels and sdists of every package, installed from the built files into a fresh env."""
+    session.install("build")
+    dist = ROOT / "dist"
+    for package in PACKAGES:
+        session.run("python", "-m", "build", "--outdir", str(dist), _path(package))
+    wheels = sorted(str(p) for p in dist.glob("optref_*.whl"))
+    session.install(*wheels)
+    session.run(
+        "python", "-c",
+        "import optref.core, optref.schedules, optref.linesearch, optref.masking, "
+        "optref.compat, optref.audit; print('all six packages import from their wheels')",
+    )
+

@@ -1,0 +1,3 @@
+"""optref.linesearch: Backtracking and zoom line searches and L-BFGS."""
+
+__all__: list[str] = []
