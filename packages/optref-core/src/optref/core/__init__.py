@@ -29,7 +29,7 @@ from ._hyperparameters import (
     check_range,
     resolve,
 )
-from ._mask_tree import broadcast_mask
+from ._mask_tree import broadcast_mask, broadcast_prefix, is_tree_function
 from ._momentum import Trace, TraceState, trace
 from ._numerics import bias_correction, compute_dtype, safe_div, safe_increment, safe_norm, safe_sqrt
 from ._optimistic import (
