@@ -1,3 +1,36 @@
-"""optref.masking: Masks, partitions, frozen parameters and parameter groups."""
+"""optref.masking: masks, partitions, frozen parameters and parameter groups.
 
-__all__: list[str] = []
+Optax's ``masked``, ``partition`` (``multi_transform``), ``freeze`` and
+``selective_transform`` as optref transformations, and ``param_groups``: optimizers per
+group of parameters chosen by regex patterns on their names, as PyTorch users know them.
+"""
+
+from ._freeze import FreezeLabels, freeze, selective_transform
+from ._group_table import NOT_A_PARAMETER
+from ._masked import Masked, MaskedNode, MaskedState, masked
+from ._param_groups import DEFAULT_GROUP, ParamGroups, PathLabels, param_groups, path_labels
+from ._partition import MultiTransformState, Partition, PartitionState, multi_transform, partition
+from ._paths import named_leaves, path_name
+
+__all__ = [
+    "DEFAULT_GROUP",
+    "NOT_A_PARAMETER",
+    "FreezeLabels",
+    "Masked",
+    "MaskedNode",
+    "MaskedState",
+    "MultiTransformState",
+    "ParamGroups",
+    "Partition",
+    "PartitionState",
+    "PathLabels",
+    "freeze",
+    "masked",
+    "multi_transform",
+    "named_leaves",
+    "param_groups",
+    "partition",
+    "path_labels",
+    "path_name",
+    "selective_transform",
+]
