@@ -7,15 +7,21 @@ argument is replaced by a harmless value *before* the dangerous operation (the
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 __all__ = [
+    "abs_sq",
+    "adaptive_ratio",
     "bias_correction",
     "compute_dtype",
+    "debiased_momentum",
     "safe_div",
     "safe_increment",
+    "safe_l2_norm",
     "safe_norm",
+    "safe_rms",
     "safe_sqrt",
 ]
 
@@ -112,3 +118,109 @@ def safe_increment(count: Array) -> Array:
         return jnp.where(count < maximum, count + 1, count)
     return count + 1
 
+
+def debiased_momentum(
+    mu: Array, g: Array, b1: ArrayLike, count: ArrayLike, nesterov: bool = False
+) -> Array:
+    """Adam's bias-corrected first moment, or its Nesterov (NAdam) look-ahead form.
+
+    $$\\hat m_t = \\frac{m_t}{1-\\beta_1^t} \\quad\\text{or, with Nesterov,}\\quad
+    \\hat m_t = \\beta_1\\frac{m_t}{1-\\beta_1^{t+1}} + (1-\\beta_1)\\frac{g_t}{1-\\beta_1^t}$$
+
+    ``mu`` and ``g`` are arrays already in the compute dtype; ``count`` is $t$ (the
+    incremented step count). The corrections are :func:`bias_correction` scalars, cast
+    to ``mu``'s dtype for the division. References: Kingma & Ba (2015); Dozat,
+    *Incorporating Nesterov Momentum into Adam* (2016).
+    """
+    dtype = mu.dtype
+    correction = bias_correction(b1, count).astype(dtype)
+    if not nesterov:
+        return mu / correction
+    correction_next = bias_correction(b1, safe_increment(count)).astype(dtype)
+    beta = jnp.asarray(b1).astype(dtype)
+    return beta * (mu / correction_next) + (1 - beta) * (g.astype(dtype) / correction)
+
+
+def adaptive_ratio(
+    numerator: Array, second_moment: Array, eps: ArrayLike, eps_root: ArrayLike = 0.0
+) -> Array:
+    """The adaptive step of the Adam family: a moment over the root of a second moment.
+
+    $$r = \\frac{m}{\\sqrt{v + \\varepsilon_{\\mathrm{root}}} + \\varepsilon}$$
+
+    Computed in ``numerator``'s dtype. The root is :func:`safe_sqrt`, whose derivative at
+    zero is zero: for moving averages of squares, $v = 0$ only where every gradient so far
+    was zero, and there $dv = 0$ too, so this is the correct derivative rather than the
+    ``0 * inf = NaN`` of :func:`jax.numpy.sqrt`. The division is :func:`safe_div`, which
+    gives zero where the denominator is zero ($v = \\varepsilon = \\varepsilon_{\\mathrm{root}} = 0$,
+    where $m$ is zero too) instead of ``0/0``.
+    """
+    dtype = jnp.real(second_moment).dtype
+    v = jnp.real(second_moment) + jnp.asarray(eps_root).astype(dtype)
+    denominator = safe_sqrt(v) + jnp.asarray(eps).astype(dtype)
+    return safe_div(numerator, denominator.astype(numerator.dtype))
+
+
+def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
+    """``(s, |x / s|**2)`` with ``s`` a power of two near ``max |x|``, in the compute dtype.
+
+    Dividing by a power of two is exact, so the sum of the scaled squares is the sum of
+    the squares scaled exactly, unless that sum would overflow or underflow, which the
+    scaling prevents (a LAPACK ``nrm2``-style guard). ``s`` carries no gradient: the norm
+    is homogeneous in ``x``, so its derivative does not depend on ``s``.
+    """
+    x = jnp.asarray(x)
+    x = x.astype(compute_dtype(x.dtype))
+    magnitude = jnp.abs(x)
+    largest = jax.lax.stop_gradient(jnp.max(magnitude)) if x.size else jnp.zeros([], magnitude.dtype)
+    usable = (largest > 0) & jnp.isfinite(largest)
+    _, exponent = jnp.frexp(jnp.where(usable, largest, jnp.ones_like(largest)))
+    scale = jnp.ldexp(jnp.ones_like(largest), exponent)
+    y = x / scale.astype(x.dtype)
+    squares = jnp.real(y) ** 2 + jnp.imag(y) ** 2 if jnp.iscomplexobj(y) else y**2
+    return scale, squares
+
+
+def safe_l2_norm(x: ArrayLike, min_norm: ArrayLike = 0.0) -> Array:
+    """``max(‖x‖₂, min_norm)`` over all elements, free of overflow, underflow and NaN gradients.
+
+    $$\\operatorname{safe\\_l2\\_norm}(x) = \\max\\Big(\\Big(\\sum_i |x_i|^2\\Big)^{1/2}, m\\Big)$$
+
+    Computed in :func:`compute_dtype` of ``x`` (float32 for float16 and bfloat16) after
+    scaling by a power of two, so the squares of huge or tiny elements neither overflow
+    nor flush to zero; where they would not, the result is bit-identical to the unscaled
+    norm. The gradient is zero where the norm is at most ``min_norm`` (or zero), never
+    NaN. Real for complex ``x``. The Optax counterpart is ``optax.safe_norm``.
+    """
+    scale, squares = _scaled_squares(x)
+    norm = scale * safe_sqrt(jnp.sum(squares))
+    min_norm = jnp.asarray(min_norm).astype(norm.dtype)
+    return jnp.where(norm > min_norm, norm, min_norm)
+
+
+def safe_rms(x: ArrayLike, min_rms: ArrayLike = 0.0) -> Array:
+    """``max(rms(x), min_rms)``: the root mean square of the elements, safely.
+
+    $$\\operatorname{safe\\_rms}(x) = \\max\\Big(\\Big(\\frac{1}{n}\\sum_i |x_i|^2\\Big)^{1/2}, m\\Big)$$
+
+    Overflow- and underflow-free and differentiable as :func:`safe_l2_norm`. The Optax
+    counterpart is ``optax.safe_root_mean_squares``.
+    """
+    scale, squares = _scaled_squares(x)
+    rms = scale * safe_sqrt(jnp.mean(squares))
+    min_rms = jnp.asarray(min_rms).astype(rms.dtype)
+    return jnp.where(rms > min_rms, rms, min_rms)
+
+
+def abs_sq(x: ArrayLike) -> Array:
+    """The squared modulus ``|x|**2`` elementwise, real for complex ``x``.
+
+    $$|x|^2 = \\operatorname{Re}(x)^2 + \\operatorname{Im}(x)^2$$
+
+    For real ``x`` this is ``x * x``. Computed in ``x``'s dtype (cast to the compute
+    dtype first where that matters). The Optax counterpart is ``optax.abs_sq``.
+    """
+    x = jnp.asarray(x)
+    if jnp.iscomplexobj(x):
+        return jnp.real(x) ** 2 + jnp.imag(x) ** 2
+    return x * x

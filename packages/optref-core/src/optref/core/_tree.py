@@ -31,6 +31,7 @@ __all__ = [
     "tree_full_like",
     "tree_l2_norm",
     "tree_map_compute",
+    "tree_map_unzip",
     "tree_norm",
     "tree_ones_like",
     "tree_real",
@@ -245,3 +246,23 @@ def tree_bias_correction(moments: PyTree, decay: ArrayLike, count: ArrayLike) ->
         return (m.astype(work) / correction.astype(work)).astype(m.dtype)
 
     return jax.tree.map(leaf, moments)
+
+
+def tree_map_unzip(
+    fn: Callable[..., tuple[Array, ...]], n_outputs: int, tree: PyTree, *rest: PyTree
+) -> tuple[PyTree, ...]:
+    """Map ``fn``, which returns ``n_outputs`` arrays, over leaves; return ``n_outputs`` trees.
+
+    $$(f(x_\\ell, y_\\ell, \\ldots))_\\ell \\mapsto
+    \\big((f_1(x_\\ell, \\ldots))_\\ell, \\ldots, (f_n(x_\\ell, \\ldots))_\\ell\\big)$$
+
+    This lets one fused leafwise function compute an update and the next moments together,
+    in the compute dtype, and hand each back as its own tree. The trees in ``rest`` must
+    have ``tree``'s structure; ``None`` leaves of ``tree`` stay ``None`` in every output.
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    others = [treedef.flatten_up_to(other) for other in rest]
+    outputs = [fn(*args) for args in zip(leaves, *others, strict=True)]
+    return tuple(
+        treedef.unflatten([output[index] for output in outputs]) for index in range(n_outputs)
+    )
