@@ -14,6 +14,8 @@ from ._adam import (
     scale_by_adam,
 )
 from ._apply import apply_updates
+from ._apply_every import ApplyEvery, ApplyEveryState, apply_every
+from ._apply_if_finite import ApplyIfFinite, ApplyIfFiniteState, apply_if_finite, tree_all_finite
 from ._base import (
     EmptyState,
     GradientTransformation,
@@ -23,14 +25,34 @@ from ._base import (
 )
 from ._chain import Chain, NamedChain, chain, named_chain
 from ._clipping import Clip, ClipByGlobalNorm, clip, clip_by_global_norm
+from ._conditional import (
+    ConditionallyMask,
+    ConditionallyMaskState,
+    ConditionallyTransform,
+    ConditionallyTransformState,
+    conditionally_mask,
+    conditionally_transform,
+)
+from ._flatten import Flatten, flatten, tree_concatenate, tree_split_like
 from ._hyperparameters import (
     HyperparameterError,
     ScalarOrSchedule,
     check_range,
     resolve,
 )
+from ._inject import (
+    InjectHyperparams,
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    WrappedSchedule,
+    WrappedScheduleState,
+    inject_hyperparams,
+    inject_stateful_hyperparams,
+)
+from ._lookahead import Lookahead, LookaheadParams, LookaheadState, lookahead
 from ._mask_tree import broadcast_mask, broadcast_prefix, is_tree_function
 from ._momentum import Trace, TraceState, trace
+from ._multi_steps import MultiSteps, MultiStepsState
 from ._numerics import bias_correction, compute_dtype, safe_div, safe_increment, safe_norm, safe_sqrt
 from ._optimistic import (
     ScaleByOptimisticGradient,
@@ -48,6 +70,7 @@ from ._scale import (
     scale_by_schedule,
 )
 from ._sgd import sgd
+from ._skip import ShouldSkipUpdateFunction, skip_large_updates, skip_not_finite
 from ._stateless import (
     Identity,
     SetToZero,
@@ -58,6 +81,7 @@ from ._stateless import (
     stateless,
     stateless_with_tree_map,
 )
+from ._target_updates import incremental_update, periodic_update
 from ._tree import (
     tree_add,
     tree_add_scaled,
@@ -78,6 +102,15 @@ from ._tree import (
     tree_vdot,
     tree_where,
     tree_zeros_like,
+)
+from ._tree_access import (
+    KeyPath,
+    PathFilter,
+    TreeKeyError,
+    tree_get,
+    tree_get_all,
+    tree_get_all_with_path,
+    tree_set,
 )
 from ._tree_check import TreeMismatchError, check_tree_fits, path_str
 from ._weight_decay import AddDecayedWeights, WeightDecaySchedule, add_decayed_weights
