@@ -110,9 +110,15 @@ def _is_schedule(value: Any) -> bool:
 
 
 def _is_numeric(value: Any) -> bool:
+    """Numbers and arrays of numbers; not booleans, and not PRNG keys (passed as they are)."""
     if isinstance(value, bool | np.bool_):
         return False
-    return isinstance(value, int | float | np.number | jax.Array | np.ndarray)
+    if isinstance(value, jax.Array | np.ndarray | np.number):
+        dtype = value.dtype
+        return jnp.issubdtype(dtype, jnp.number) and not jnp.issubdtype(
+            dtype, jax.dtypes.prng_key
+        )
+    return isinstance(value, int | float)
 
 
 def _as_value(value: Any, dtype: Any) -> Array:
