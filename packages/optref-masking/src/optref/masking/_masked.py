@@ -17,6 +17,7 @@ from optref.core import (
     is_tree_function,
     path_str,
 )
+from optref.core._inner import check_inner
 from optref.core._typecheck import typechecker
 
 __all__ = [
@@ -147,16 +148,6 @@ def apply_masked(
         is_leaf=_is_none,
     )
     return new_updates, MaskedState(inner_state=inner_state)
-
-
-def check_inner(where: str, argument: str, inner: Any) -> None:
-    """Raise ``TypeError`` unless ``inner`` is an optref transformation."""
-    if not isinstance(inner, GradientTransformation):
-        raise TypeError(
-            f"{where}: {argument} must be an optref GradientTransformation, got "
-            f"{type(inner).__name__}. Wrap an Optax transformation with "
-            "optref.compat.from_optax."
-        )
 
 
 class Masked(GradientTransformation):

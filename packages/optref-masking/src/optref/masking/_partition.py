@@ -17,10 +17,11 @@ from optref.core import (
     path_str,
 )
 from optref.core._hyperparameters import transformation_name
+from optref.core._inner import check_inner
 from optref.core._typecheck import typechecker
 
 from ._group_table import NOT_A_PARAMETER, format_group_table
-from ._masked import MaskedState, apply_masked, check_inner, init_masked
+from ._masked import MaskedState, apply_masked, init_masked
 from ._paths import named_leaves
 
 __all__ = [
