@@ -51,7 +51,8 @@ class ScaleByOptimisticGradient(GradientTransformation):
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, ScaleByOptimisticGradientState]:
         check_state(self, updates, state, ScaleByOptimisticGradientState, params)
-        alpha, beta, first = self.alpha, self.beta, state.is_initial_step
+        beta, first = self.beta, state.is_initial_step
+        both = self.alpha + self.beta  # in the hyperparameters' dtype, rounded once
 
         def step(g: Array, previous: Array) -> Array:
             work = compute_dtype(g.dtype)
@@ -59,8 +60,7 @@ class ScaleByOptimisticGradient(GradientTransformation):
             # No previous gradient on the first step: use g itself, so that the update is
             # alpha * g rather than (alpha + beta) * g.
             previous = jnp.where(first, g_w, previous.astype(work))
-            a, b = alpha.astype(work), beta.astype(work)
-            return ((a + b) * g_w - b * previous).astype(g.dtype)
+            return (both.astype(work) * g_w - beta.astype(work) * previous).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, state.previous_gradient)
         previous = jax.tree.map(lambda g, p: g.astype(p.dtype), updates, state.previous_gradient)

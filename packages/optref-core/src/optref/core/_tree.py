@@ -182,6 +182,19 @@ def tree_norm(tree: PyTree, ord: int | str | None = 2, squared: bool = False) ->
     return value**2 if squared else value
 
 
+def _decay_pair(decay: ArrayLike) -> tuple[Array, Array]:
+    """``(β, 1 - β)``, the complement computed in β's own (at least float32) dtype.
+
+    Computing ``1 - β`` after rounding β to a low-precision leaf dtype would cancel most
+    of its digits (``1 - bf16(0.999)``); computing it first, in the hyperparameter's
+    dtype, and rounding the result keeps it as accurate as the bias correction it is
+    divided by.
+    """
+    decay = jnp.asarray(decay)
+    decay = decay.astype(compute_dtype(jnp.result_type(decay, jnp.float32)))
+    return decay, 1 - decay
+
+
 def tree_update_moment(updates: PyTree, moments: PyTree, decay: ArrayLike, order: int) -> PyTree:
     """The exponential moving average of the ``order``-th power of the updates.
 
@@ -189,12 +202,12 @@ def tree_update_moment(updates: PyTree, moments: PyTree, decay: ArrayLike, order
 
     Computed in the compute dtype of the moment's leaves, stored in the moment's dtype.
     """
-    decay = jnp.asarray(decay)
+    decay, complement = _decay_pair(decay)
 
     def leaf(g: Array, m: Array) -> Array:
         work = compute_dtype(jnp.result_type(m.dtype, g.dtype))
-        d = decay.astype(work)
-        out = (1 - d) * (g.astype(work) ** order) + d * m.astype(work)
+        d, c = decay.astype(work), complement.astype(work)
+        out = c * (g.astype(work) ** order) + d * m.astype(work)
         return out.astype(m.dtype)
 
     return jax.tree.map(leaf, updates, moments)
@@ -218,15 +231,13 @@ def tree_update_moment_per_elem_norm(
 
     $$v_t = \\beta\\,v_{t-1} + (1 - \\beta)\\,|g_t|^{k}$$
     """
-    decay = jnp.asarray(decay)
+    decay, complement = _decay_pair(decay)
 
     def leaf(g: Array, m: Array) -> Array:
         work = compute_dtype(jnp.result_type(m.dtype, g.dtype))
-        d = decay.astype(work)
-        out = (1 - d) * _abs_pow(g.astype(compute_dtype(g.dtype)), order).astype(work) + d * m.astype(
-            work
-        )
-        return out.astype(m.dtype)
+        d, c = decay.astype(work), complement.astype(work)
+        power = _abs_pow(g.astype(compute_dtype(g.dtype)), order).astype(work)
+        return (c * power + d * m.astype(work)).astype(m.dtype)
 
     return jax.tree.map(leaf, updates, moments)
 

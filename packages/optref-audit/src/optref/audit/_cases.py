@@ -1,0 +1,98 @@
+"""Discovering, selecting and building conformance cases."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from optref.core.conformance import Call, Case, Deviation
+
+__all__ = ["build", "load_cases", "resolve_name", "to_case"]
+
+ENTRY_POINT_GROUP = "optref.conformance"
+
+
+def resolve_name(dotted: str) -> Any:
+    """The object at a dotted path such as ``optax.adam`` or ``optref.core.adam``."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            obj = getattr(obj, attribute)
+        return obj
+    raise ImportError(f"cannot import {dotted!r}")
+
+
+def to_case(item: Case | Mapping[str, Any]) -> Case:
+    """A :class:`Case` from a case or from a plain dict of its fields (optref-schedules)."""
+    if isinstance(item, Case):
+        return item
+    fields = dict(item)
+    if "deviations" in fields:
+        fields["deviations"] = tuple(
+            d if isinstance(d, Deviation) else Deviation(**d) for d in fields["deviations"]
+        )
+    for key in ("problems", "hyperparameters", "extra_args"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    return Case(**fields)
+
+
+def load_cases(pattern: str | None = None, packages: Iterable[str] | None = None) -> list[Case]:
+    """Every conformance case advertised through the ``optref.conformance`` entry points.
+
+    ``pattern`` is a glob (``core.adam*``) or a substring of the case name; ``packages``
+    restricts to the named packages (``core``, ``schedules``, ...).
+    """
+    cases: list[Case] = []
+    for entry_point in sorted(
+        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
+    ):
+        if packages is not None and entry_point.name not in set(packages):
+            continue
+        cases.extend(to_case(item) for item in entry_point.load())
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        cases = [c for c in cases if fnmatch.fnmatch(c.name, glob)]
+    names = [c.name for c in cases]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"conformance case names must be unique; repeated: {sorted(duplicates)}")
+    return cases
+
+
+def _build_argument(value: Any, library: str) -> Any:
+    if isinstance(value, Call):
+        factory = resolve_name(value.optref if library == "optref" else value.optax)
+        return factory(**{k: _build_argument(v, library) for k, v in value.kwargs.items()})
+    return value
+
+
+def build(case: Case, library: str, **overrides: Any) -> Any:
+    """The case's transformation (or schedule) for ``library`` (``"optref"`` or ``"optax"``).
+
+    ``overrides`` replace keyword arguments (the differentiability check passes traced
+    hyperparameters this way).
+    """
+    if library == "optax":
+        if case.optax is None:
+            raise ValueError(f"{case.name} has no Optax counterpart")
+        kwargs = dict(case.kwargs if case.optax_kwargs is None else case.optax_kwargs)
+        factory = resolve_name(case.optax)
+    else:
+        kwargs = dict(case.kwargs)
+        factory = resolve_name(case.optref)
+    kwargs.update(overrides)
+    return factory(**{k: _build_argument(v, library) for k, v in kwargs.items()})
+
+
+def replace(case: Case, **changes: Any) -> Case:
+    """A copy of ``case`` with fields changed."""
+    return dataclasses.replace(case, **changes)

@@ -1,0 +1,95 @@
+"""float64 agreement: optref and Optax, same inputs, updates and states at every step."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optref.core.conformance import Case
+
+from ._cases import build
+from ._findings import Finding
+from ._metrics import leaf_relative_error, tree_relative_error
+from ._problems import PROBLEMS
+from ._reproducer import optax_reproducer
+from ._trajectory import Trajectory, flatten_state, run_forced, run_trajectory
+from ._versions import applicable_deviation
+
+__all__ = ["check_float64", "problem_variants"]
+
+
+def problem_variants(case: Case) -> list[tuple[str, jnp.dtype]]:
+    """The (problem, dtype) pairs the case runs on in float64: real, and complex where asked."""
+    variants = []
+    for name in case.problems:
+        variants.append((name, jnp.dtype(jnp.float64)))
+        if case.complex_params and PROBLEMS[name].supports_complex:
+            variants.append((name, jnp.dtype(jnp.complex128)))
+    return variants
+
+
+def _first_difference(case: Case, ours: Trajectory, theirs: Trajectory) -> tuple | None:
+    for step, (u_ours, u_theirs) in enumerate(zip(ours.updates, theirs.updates, strict=True)):
+        error = tree_relative_error(u_ours, u_theirs)
+        if error > case.rtol:
+            return step, "updates", error
+        s_ours, s_theirs = flatten_state(ours.states[step]), flatten_state(theirs.states[step])
+        if set(s_ours) != set(s_theirs):
+            missing = sorted(set(s_theirs) - set(s_ours))
+            extra = sorted(set(s_ours) - set(s_theirs))
+            return step, f"state layout (only in Optax: {missing}; only in optref: {extra})", None
+        for path in sorted(s_theirs):
+            error = leaf_relative_error(s_ours[path], s_theirs[path])
+            if error > case.rtol:
+                return step, f"state{path}", error
+    return None
+
+
+def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
+    """Run optref and Optax side by side in float64 and report the first disagreement.
+
+    optref runs its trajectory; Optax is fed optref's params and gradients at every step
+    (identical inputs), with its own state.
+
+    A disagreement covered by a recorded deviation (for the installed Optax version) is
+    an Optax finding with the deviation's reason and link; any other is an error.
+    """
+    if case.optax is None:
+        return []
+    findings = []
+    for name, dtype in problem_variants(case):
+        problem = PROBLEMS[name]
+        params = problem.init(dtype)
+        ours = run_trajectory(build(case, "optref"), problem, params, case.steps,
+                              step_scale=case.step_scale, extra_args=case.extra_args)
+        runs = [ours, run_forced(build(case, "optax"), problem, ours, extra_args=case.extra_args)]
+        difference = _first_difference(case, *runs)
+        if difference is None:
+            continue
+        step, where, error = difference
+        check = "first_step" if step == 0 else "float64"
+        deviation = applicable_deviation(case, check) or applicable_deviation(case, "float64")
+        measured = {"step": step, "where": where, "relative_error": error, "rtol": case.rtol,
+                    "optref_update": _short(runs[0].updates[step]),
+                    "optax_update": _short(runs[1].updates[step])}
+        summary = (
+            f"{'first step' if step == 0 else f'step {step}'}: {where} differ"
+            + (f" (relative error {error:.3g} > {case.rtol:g})" if error is not None else "")
+            + f" on {name} ({dtype.name})"
+        )
+        findings.append(Finding(
+            case=case.name, check=check,
+            severity="warning" if deviation else "error",
+            library="optax" if deviation else "both",
+            summary=summary + (f": {deviation.reason}" if deviation else ""),
+            backend=backend, dtype=dtype.name, problem=name, step=step, measured=measured,
+            reproducer=optax_reproducer(case, name, dtype, step),
+            link=deviation.link if deviation else "",
+        ))
+    return findings
+
+
+def _short(tree: object) -> str:
+    text = repr(jax.tree.map(lambda x: np.asarray(x).tolist(), tree))
+    return text if len(text) < 400 else text[:400] + "..."

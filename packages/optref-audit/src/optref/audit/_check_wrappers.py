@@ -1,0 +1,95 @@
+"""Wrapper invariance (numerics rule 4): wrapping a transformation changes no bit.
+
+The plain transformation is compared, over a float32 trajectory, with the same one
+chained after ``identity()``, masked with an all-true mask, and with its
+hyperparameters injected. Updates must be bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optref.core.conformance import Case
+
+from ._cases import _build_argument, build, resolve_name
+from ._findings import Finding
+from ._problems import PROBLEMS
+from ._trajectory import run_trajectory
+
+__all__ = ["check_wrapper_invariance", "wrapped_forms"]
+
+
+def _optional(dotted: str) -> Any:
+    try:
+        return resolve_name(dotted)
+    except (ImportError, AttributeError):
+        return None
+
+
+def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
+    """Builders of the wrapped forms that the installed packages offer for ``library``."""
+    root = "optref.core" if library == "optref" else "optax"
+    identity, chain = resolve_name(f"{root}.identity"), resolve_name(f"{root}.chain")
+    forms: dict[str, Callable[[], Any]] = {
+        "chain(identity(), tx)": lambda: chain(identity(), build(case, library)),
+    }
+    masked = _optional("optref.masking.masked" if library == "optref" else "optax.masked")
+    if masked is not None:
+        forms["masked(tx, all true)"] = lambda: masked(
+            build(case, library), lambda params: jax.tree.map(lambda _: True, params))
+    inject = _optional(f"{root}.inject_hyperparams")
+    if inject is not None:
+        factory = resolve_name(case.optref if library == "optref" else case.optax)
+        kwargs = case.kwargs if library == "optref" or case.optax_kwargs is None else (
+            case.optax_kwargs)
+        forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(factory)(
+            **{k: _build_argument(v, library) for k, v in kwargs.items()})
+    return forms
+
+
+def check_wrapper_invariance(case: Case, libraries: tuple[str, ...] = ("optref", "optax"),
+                             steps: int = 20, dtype: Any = jnp.float32,
+                             backend: str = "cpu") -> list[Finding]:
+    """Report every wrapped form whose float32 updates are not bit-identical to the plain one."""
+    if not case.wrapper_invariance or case.kind != "transformation":
+        return []
+    problem = PROBLEMS[case.problems[-1]]
+    params = problem.init(dtype)
+    findings = []
+    for library in libraries:
+        if library == "optax" and case.optax is None:
+            continue
+        plain = run_trajectory(build(case, library), problem, params, steps,
+                               step_scale=case.step_scale, extra_args=case.extra_args)
+        for form, make in wrapped_forms(case, library).items():
+            try:
+                wrapped = run_trajectory(make(), problem, params, steps,
+                                         step_scale=case.step_scale, extra_args=case.extra_args)
+            except Exception as error:  # noqa: BLE001 - reported as a finding
+                findings.append(Finding(
+                    case=case.name, check="wrapper_invariance",
+                    severity="error" if library == "optref" else "info", library=library,
+                    summary=f"{library}: {form} raised {type(error).__name__}: {error}"[:300],
+                    backend=backend, dtype=jnp.dtype(dtype).name, problem=problem.name))
+                continue
+            for step, (a, b) in enumerate(zip(plain.updates, wrapped.updates, strict=True)):
+                same = all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(
+                    jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+                if not same:
+                    diff = max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(
+                        y, np.float64)))) for x, y in zip(jax.tree.leaves(a),
+                                                          jax.tree.leaves(b), strict=True))
+                    findings.append(Finding(
+                        case=case.name, check="wrapper_invariance",
+                        severity="error" if library == "optref" else "warning", library=library,
+                        summary=f"{library}: {form} changes the updates from step {step} "
+                                f"(max difference {diff:.3g})",
+                        backend=backend, dtype=jnp.dtype(dtype).name, problem=problem.name,
+                        step=step, measured={"max_abs_difference": diff}))
+                    break
+    return findings

@@ -1,0 +1,50 @@
+"""Running the checks of one case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import jax
+
+from optref.core.conformance import Case
+
+from ._check_differentiability import check_differentiability
+from ._check_float64 import check_float64
+from ._check_low_precision import check_low_precision
+from ._check_robustness import check_robustness
+from ._check_schedule import check_schedule
+from ._check_wrappers import check_wrapper_invariance
+from ._findings import Finding
+
+__all__ = ["ALL_CHECKS", "run_case"]
+
+CHECKS: dict[str, Callable[..., list[Finding]]] = {
+    "float64": check_float64,
+    "low_precision": check_low_precision,
+    "robustness": check_robustness,
+    "differentiability": check_differentiability,
+    "wrapper_invariance": check_wrapper_invariance,
+}
+#: Every check, in the order the runner does them (``first_step`` is part of ``float64``).
+ALL_CHECKS: tuple[str, ...] = tuple(CHECKS)
+
+
+def run_case(case: Case, checks: Iterable[str] = ALL_CHECKS, backend: str | None = None,
+             **options: object) -> list[Finding]:
+    """Run ``checks`` for ``case`` on ``backend`` (the default JAX backend if ``None``).
+
+    float64 is enabled for the duration (the oracle needs it); ``options`` go to the
+    checks that take them (``dtypes``, ``libraries``, ``steps``...). Returns the findings:
+    an empty list when optref and Optax agree and optref meets its reference properties.
+    """
+    backend = backend or jax.default_backend()
+    findings: list[Finding] = []
+    with jax.enable_x64(True), jax.default_device(jax.devices(backend)[0]):
+        if case.kind == "schedule":
+            return check_schedule(case, backend=backend)
+        for name in checks:
+            check = CHECKS[name]
+            accepted = check.__code__.co_varnames[: check.__code__.co_argcount]
+            kwargs = {k: v for k, v in options.items() if k in accepted}
+            findings.extend(check(case, backend=backend, **kwargs))
+    return findings

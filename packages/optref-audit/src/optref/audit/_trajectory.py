@@ -1,0 +1,149 @@
+"""Running a transformation (of either library) along a problem, step by step."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PyTree
+
+from ._problems import PROBLEMS, Problem, descent_gradient
+
+__all__ = [
+    "Trajectory",
+    "extra_arguments",
+    "flatten_state",
+    "run_forced",
+    "run_trajectory",
+    "step_params",
+]
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """What a run produced: at each step the params before it, the gradient fed in, the
+    updates returned and the state after it (all copied to the host)."""
+
+    params: list[PyTree]
+    grads: list[PyTree]
+    updates: list[PyTree]
+    states: list[PyTree]
+
+
+def extra_arguments(names: tuple[str, ...], problem: Problem, params: PyTree, grads: PyTree) -> dict:
+    """The extra keyword arguments of ``update`` that a case asks for."""
+    extra: dict[str, Any] = {}
+    if "value" in names:
+        extra["value"] = problem.loss(params)
+    if "grad" in names:
+        extra["grad"] = grads
+    if "value_fn" in names:
+        extra["value_fn"] = problem.loss
+    return extra
+
+
+def step_params(params: PyTree, updates: PyTree, step_scale: float) -> PyTree:
+    """``params + step_scale * updates``, each leaf kept in its dtype."""
+    return jax.tree.map(
+        lambda p, u: (p + jnp.asarray(step_scale, jnp.real(p).dtype) * u.astype(p.dtype)).astype(
+            p.dtype
+        ),
+        params,
+        updates,
+    )
+
+
+def run_trajectory(
+    tx: Any,
+    problem: Problem,
+    params: PyTree,
+    steps: int,
+    *,
+    step_scale: float = 1.0,
+    extra_args: tuple[str, ...] = (),
+) -> Trajectory:
+    """Run ``tx`` (an optref or an Optax transformation) for ``steps`` steps from ``params``.
+
+    The problem's gradient is compiled once per problem and shared by every run; only the
+    transformation's step is compiled per run.
+    """
+    value_fn = problem.loss if "value_fn" in extra_args else None
+
+    def step(params: PyTree, state: PyTree, grads: PyTree, extra: dict) -> tuple:
+        if value_fn is not None:
+            extra = {**extra, "value_fn": value_fn}
+        updates, state = tx.update(grads, state, params, **extra)
+        return step_params(params, updates, step_scale), state, updates
+
+    jitted = jax.jit(step)
+    gradient = _compiled_gradient(problem.name)
+    value = _compiled_value(problem.name)
+    state = tx.init(params)
+    out = Trajectory([], [], [], [])
+    for _ in range(steps):
+        out.params.append(jax.device_get(params))
+        grads = gradient(params)
+        extra: dict[str, Any] = {}
+        if "value" in extra_args:
+            extra["value"] = value(params)
+        if "grad" in extra_args:
+            extra["grad"] = grads
+        params, state, updates = jitted(params, state, grads, extra)
+        out.grads.append(jax.device_get(grads))
+        out.updates.append(jax.device_get(updates))
+        out.states.append(jax.device_get(state))
+    return out
+
+
+@functools.cache
+def _compiled_gradient(name: str) -> Any:
+    return jax.jit(functools.partial(descent_gradient, PROBLEMS[name].loss))
+
+
+@functools.cache
+def _compiled_value(name: str) -> Any:
+    return jax.jit(PROBLEMS[name].loss)
+
+
+def run_forced(tx: Any, problem: Problem, reference: Trajectory, *,
+               extra_args: tuple[str, ...] = ()) -> Trajectory:
+    """Run ``tx`` on the params and gradients of ``reference`` instead of its own.
+
+    Each step gets the same inputs the reference run got, so the two libraries are
+    compared on identical inputs: rounding differences cannot feed back through the
+    params into the gradients and grow.
+    """
+    value_fn = problem.loss if "value_fn" in extra_args else None
+
+    def step(params: PyTree, state: PyTree, grads: PyTree, extra: dict) -> tuple:
+        if value_fn is not None:
+            extra = {**extra, "value_fn": value_fn}
+        return tx.update(grads, state, params, **extra)
+
+    jitted = jax.jit(step)
+    value = _compiled_value(problem.name)
+    state = tx.init(reference.params[0])
+    out = Trajectory([], [], [], [])
+    for params, grads in zip(reference.params, reference.grads, strict=True):
+        extra: dict[str, Any] = {}
+        if "value" in extra_args:
+            extra["value"] = value(params)
+        if "grad" in extra_args:
+            extra["grad"] = grads
+        updates, state = jitted(params, state, grads, extra)
+        out.params.append(params)
+        out.grads.append(grads)
+        out.updates.append(jax.device_get(updates))
+        out.states.append(jax.device_get(state))
+    return out
+
+
+def flatten_state(state: PyTree) -> dict[str, np.ndarray]:
+    """The leaves of a state keyed by path (``[0].mu['w']``), the same for both libraries:
+    optref's state modules and Optax's state tuples both flatten to attribute keys."""
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
