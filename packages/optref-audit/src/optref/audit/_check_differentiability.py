@@ -79,7 +79,7 @@ def _defaults(dotted: str | None) -> dict[str, Any]:
 
 
 def check_differentiability(case: Case, libraries: tuple[str, ...] = ("optref", "optax"),
-                            steps: int = 5, backend: str = "cpu") -> list[Finding]:
+                            steps: int = 3, backend: str = "cpu") -> list[Finding]:
     """Check d(loss after ``steps`` steps)/d(initial params) and /d(each hyperparameter)."""
     problem = case.problems[0]
     params = PROBLEMS[problem].init(jnp.float64)

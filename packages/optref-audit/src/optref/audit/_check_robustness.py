@@ -43,7 +43,7 @@ def _finite(tree: object) -> bool:
 
 
 def check_robustness(case: Case, dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16"),
-                     libraries: tuple[str, ...] = ("optref", "optax"), steps: int = 3,
+                     libraries: tuple[str, ...] = ("optref", "optax"), steps: int = 2,
                      backend: str = "cpu") -> list[Finding]:
     """Feed each special gradient for ``steps`` steps; report any non-finite update or state."""
     if "value_fn" in case.extra_args:

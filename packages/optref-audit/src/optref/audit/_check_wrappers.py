@@ -53,7 +53,7 @@ def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
 
 
 def check_wrapper_invariance(case: Case, libraries: tuple[str, ...] = ("optref", "optax"),
-                             steps: int = 20, dtype: Any = jnp.float32,
+                             steps: int = 10, dtype: Any = jnp.float32,
                              backend: str = "cpu") -> list[Finding]:
     """Report every wrapped form whose float32 updates are not bit-identical to the plain one."""
     if not case.wrapper_invariance or case.kind != "transformation":

@@ -41,6 +41,15 @@ def compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+def scalar_dtype(value: ArrayLike) -> jnp.dtype:
+    """The dtype in which optref computes with a scalar hyperparameter: its own floating
+    dtype, at least float32 (a weakly typed float64 stays float64)."""
+    dtype = jnp.asarray(value).dtype
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        return jnp.dtype(jnp.float32)
+    return compute_dtype(dtype)
+
+
 def safe_div(numerator: ArrayLike, denominator: ArrayLike, fallback: ArrayLike = 0.0) -> Array:
     """``numerator / denominator`` where the denominator is nonzero, else ``fallback``.
 
@@ -100,8 +109,8 @@ def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
     The result is in the floating dtype of ``decay`` (at least float32).
     """
     decay = jnp.asarray(decay)
-    dtype = compute_dtype(jnp.result_type(decay, jnp.float32))
-    decay = decay.astype(dtype)
+    decay = decay.astype(scalar_dtype(decay))
+    dtype = decay.dtype
     t = jnp.asarray(count).astype(dtype)
     return -jnp.expm1(t * jnp.log1p(decay - 1))
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._numerics import bias_correction, compute_dtype, safe_sqrt
+from ._numerics import bias_correction, compute_dtype, safe_sqrt, scalar_dtype
 
 __all__ = [
     "tree_add",
@@ -191,7 +191,7 @@ def _decay_pair(decay: ArrayLike) -> tuple[Array, Array]:
     divided by.
     """
     decay = jnp.asarray(decay)
-    decay = decay.astype(compute_dtype(jnp.result_type(decay, jnp.float32)))
+    decay = decay.astype(scalar_dtype(decay))
     return decay, 1 - decay
 
 

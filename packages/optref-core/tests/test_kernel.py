@@ -1,0 +1,262 @@
+"""The optref-core kernel: protocol, validation, state checks, and the first transforms."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optref.core as oc
+
+jax.config.update("jax_enable_x64", True)
+
+
+def _params() -> dict:
+    return {"body": {"w": jnp.ones((3, 2))}, "head": {"b": jnp.zeros(4), "w": jnp.ones(4)}}
+
+
+# --- the first update of optimistic gradient descent ------------------------------------
+
+
+def test_optimistic_first_step_is_alpha_g0_then_the_optimistic_rule() -> None:
+    lr, alpha, beta = 0.1, 0.7, 0.4
+    tx = oc.optimistic_gradient_descent(lr, alpha, beta)
+    params = jnp.zeros(3)
+    grads = [jnp.array([1.0, -2.0, 0.5]), jnp.array([0.3, 0.1, -1.0]), jnp.array([2.0, 0.0, 1.0])]
+    state = tx.init(params)
+    u0, state = tx.update(grads[0], state, params)
+    np.testing.assert_allclose(u0, -lr * alpha * grads[0], rtol=1e-15)
+    for previous, g in zip(grads, grads[1:], strict=False):
+        u, state = tx.update(g, state, params)
+        np.testing.assert_allclose(u, -lr * ((alpha + beta) * g - beta * previous), rtol=1e-15)
+
+
+# --- differentiating through Adam (eps_root) ---------------------------------------------
+
+
+def _adam_loss(eps_root: float):  # noqa: ANN202
+    target = jnp.array([1.0, 0.0, -2.0, 0.0])
+    mask = jnp.array([1.0, 0.0, 1.0, 0.0])  # coordinates 1 and 3 always get a zero gradient
+
+    def loss(params: jax.Array, lr: jax.Array) -> jax.Array:
+        tx = oc.adam(lr, eps_root=eps_root)
+        state = tx.init(params)
+        for _ in range(10):
+            grads = jax.grad(lambda p: jnp.sum(mask * (p - target) ** 2))(params)
+            updates, state = tx.update(grads, state, params)
+            params = oc.apply_updates(params, updates)
+        return jnp.sum((params - target) ** 2)
+
+    return loss
+
+
+def test_adam_eps_root_gives_finite_gradients_that_match_finite_differences() -> None:
+    loss = _adam_loss(1e-8)
+    params, lr = jnp.array([0.5, 0.3, 0.1, -0.4]), jnp.asarray(0.05)
+    g_params, g_lr = jax.grad(loss, argnums=(0, 1))(params, lr)
+    assert np.all(np.isfinite(g_params)) and np.isfinite(g_lr)
+    h = 1e-6
+    for i in range(4):
+        e = jnp.zeros(4).at[i].set(h)
+        central = (loss(params + e, lr) - loss(params - e, lr)) / (2 * h)
+        np.testing.assert_allclose(g_params[i], central, rtol=1e-6, atol=1e-9)
+    central_lr = (loss(params, lr + h) - loss(params, lr - h)) / (2 * h)
+    np.testing.assert_allclose(g_lr, central_lr, rtol=1e-6)
+    _, tangent = jax.jvp(lambda p: loss(p, lr), (params,), (jnp.ones(4),))
+    np.testing.assert_allclose(tangent, jnp.sum(g_params), rtol=1e-10)
+
+
+def test_adam_without_eps_root_is_nan_where_a_gradient_coordinate_stays_zero() -> None:
+    # The documented reason: d sqrt(v)/dv is infinite at v = 0 and is multiplied by zero.
+    g_params = jax.grad(_adam_loss(0.0))(jnp.array([0.5, 0.3, 0.1, -0.4]), jnp.asarray(0.05))
+    assert np.all(np.isnan(np.asarray(g_params)[[1, 3]]))
+    assert "eps_root" in oc.scale_by_adam.__doc__ and "NaN" in oc.scale_by_adam.__doc__
+
+
+# --- state checks: errors that name the transformation and the path -----------------------
+
+
+def test_state_with_a_wrong_shape_names_the_transformation_and_path() -> None:
+    tx = oc.scale_by_adam()
+    params = _params()
+    bad = dict(params, head={"b": jnp.zeros(5), "w": jnp.ones(4)})
+    with pytest.raises(oc.TreeMismatchError, match=r"scale_by_adam.*\['head'\]\['b'\].*shape"):
+        tx.update(params, tx.init(bad), params)
+
+
+def test_state_with_a_wrong_dtype_names_the_path() -> None:
+    tx = oc.scale_by_adam()
+    params = _params()
+    state = tx.init(jax.tree.map(lambda x: x.astype(jnp.float32), params))
+    with pytest.raises(oc.TreeMismatchError, match=r"\['body'\]\['w'\].*dtype"):
+        tx.update(params, state, params)
+
+
+def test_updates_with_another_structure_name_the_missing_path() -> None:
+    tx = oc.trace(0.9)
+    params = _params()
+    updates = {"body": params["body"], "head": {"w": jnp.ones(4)}}
+    with pytest.raises(oc.TreeMismatchError, match=r"trace.*\['head'\]\['b'\]"):
+        tx.update(updates, tx.init(params), params)
+
+
+def test_state_of_another_transformation_is_refused_by_name() -> None:
+    params = _params()
+    with pytest.raises(oc.StateMismatchError, match="scale_by_adam.*TraceState"):
+        oc.scale_by_adam().update(params, oc.trace(0.9).init(params), params)
+    with pytest.raises(oc.StateMismatchError, match="chain: expected a tuple of 2"):
+        oc.adam(0.1).update(params, oc.sgd(0.1).init(params)[:1], params)
+
+
+def test_state_construction_is_type_checked() -> None:
+    with pytest.raises(Exception, match="count"):
+        oc.ScaleByAdamState(jnp.zeros([], jnp.float32), {"a": jnp.ones(2)}, {"a": jnp.ones(2)})
+    with pytest.raises(Exception, match="nu"):
+        oc.ScaleByAdamState(jnp.zeros([], jnp.int32), {"a": jnp.ones(2)}, {"a": jnp.ones(3)})
+
+
+def test_checks_run_at_trace_time_only_the_compiled_step_is_the_same() -> None:
+    params = _params()
+    tx = oc.adam(1e-3)
+
+    def step(params, state):  # noqa: ANN001, ANN202
+        updates, state = tx.update(params, state, params)
+        return oc.apply_updates(params, updates), state
+
+    with_checks = jax.jit(step).lower(params, tx.init(params)).compile().as_text()
+    original = oc.check_state
+    try:
+        import optref.core._adam as adam_module
+        import optref.core._scale as scale_module
+
+        for module in (adam_module, scale_module):
+            module.check_state = lambda *args, **kwargs: None
+        without_checks = jax.jit(step).lower(params, tx.init(params)).compile().as_text()
+    finally:
+        adam_module.check_state = original
+        scale_module.check_state = original
+    assert with_checks == without_checks
+
+
+# --- hyperparameters as data ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: oc.scale_by_adam(b1=1.0), r"scale_by_adam: b1 must be in \[0, 1\), got 1.0"),
+        (lambda: oc.scale_by_adam(b2=-0.1), r"b2 must be in \[0, 1\)"),
+        (lambda: oc.scale_by_adam(eps=-1.0), r"eps must be in \[0, ∞\]"),
+        (lambda: oc.trace(decay=-0.5), r"trace: decay must be in \[0, ∞\]"),
+        (lambda: oc.clip_by_global_norm(0.0), r"max_norm must be in \(0, ∞\]"),
+        (lambda: oc.scale_by_learning_rate("fast"), r"learning_rate must be a number, an array"),
+        (lambda: oc.scale_by_schedule(3.0), r"scale_by_schedule: step_size_fn must be a callable"),
+    ],
+)
+def test_bad_hyperparameters_raise_with_argument_and_range(make, message) -> None:  # noqa: ANN001
+    with pytest.raises((oc.HyperparameterError, TypeError), match=message):
+        make()
+
+
+def test_hyperparameters_are_array_leaves_so_a_changed_value_does_not_recompile() -> None:
+    traces = []
+
+    @eqx.filter_jit
+    def step(tx, params, state):  # noqa: ANN001, ANN202
+        traces.append(1)
+        return tx.update(params, state, params)
+
+    params = jnp.ones(3)
+    for lr in (0.1, 0.2, 0.3):
+        tx = oc.adam(lr)
+        step(tx, params, tx.init(params))
+    assert len(traces) == 1
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(oc.adam(0.1)))
+
+
+def test_a_learning_rate_sweep_is_one_vmapped_program() -> None:
+    params = jnp.array([1.0, -2.0])
+
+    def final(lr: jax.Array) -> jax.Array:
+        tx = oc.sgd(lr)
+        state, p = tx.init(params), params
+        for _ in range(3):
+            updates, state = tx.update(p, state, p)
+            p = oc.apply_updates(p, updates)
+        return p
+
+    swept = jax.vmap(final)(jnp.array([0.1, 0.2]))
+    np.testing.assert_allclose(swept[1], params * 0.8**3)
+
+
+def test_transformations_print_compare_and_serialise(tmp_path) -> None:  # noqa: ANN001
+    tx = oc.adamw(1e-3, weight_decay=0.1)
+    assert "ScaleByAdam" in repr(tx)
+    path = tmp_path / "tx.eqx"
+    eqx.tree_serialise_leaves(path, tx)
+    loaded = eqx.tree_deserialise_leaves(path, oc.adamw(0.0, weight_decay=0.0))
+    assert float(loaded.transformations[2].learning_rate) == pytest.approx(1e-3)
+
+
+# --- None leaves, chain, named_chain, stateless, apply_updates ------------------------------
+
+
+def test_none_leaves_pass_through_everything() -> None:
+    params = {"w": jnp.ones(2), "frozen": None}
+    tx = oc.chain(oc.clip_by_global_norm(1.0), oc.adamw(0.1), oc.trace(0.5))
+    updates, _ = tx.update(params, tx.init(params), params)
+    assert updates["frozen"] is None
+    assert oc.apply_updates(params, updates)["frozen"] is None
+
+
+def test_named_chain_state_is_keyed_by_name_and_extra_args_reach_members() -> None:
+    seen = {}
+
+    def record(updates, params):  # noqa: ANN001, ANN202
+        return updates
+
+    tx = oc.named_chain(("clip", oc.clip(1.0)), ("f", oc.stateless(record)))
+    state = tx.init(jnp.ones(2))
+    assert set(state) == {"clip", "f"}
+    updates, _ = tx.update(jnp.array([3.0, -0.5]), state, value=1.0)
+    np.testing.assert_array_equal(updates, [1.0, -0.5])
+    del seen
+    with pytest.raises(ValueError, match="unique"):
+        oc.named_chain(("a", oc.identity()), ("a", oc.identity()))
+
+
+def test_chain_refuses_a_non_transformation_by_position() -> None:
+    with pytest.raises(TypeError, match="chain: argument 1 must be an optref"):
+        oc.chain(oc.identity(), lambda g: g)
+
+
+def test_apply_updates_keeps_the_params_dtype() -> None:
+    params = {"a": jnp.ones(2, jnp.bfloat16)}
+    out = oc.apply_updates(params, {"a": jnp.full(2, 0.5, jnp.float32)})
+    assert out["a"].dtype == jnp.bfloat16
+
+
+def test_low_precision_adam_has_no_zero_over_zero() -> None:
+    for dtype in (jnp.float16, jnp.bfloat16):
+        params = jnp.ones(3, dtype)
+        tx = oc.adam(1e-3)
+        updates, state = tx.update(jnp.zeros(3, dtype), tx.init(params), params)
+        assert updates.dtype == dtype
+        assert np.all(np.isfinite(np.asarray(updates, np.float32)))
+        assert np.all(np.asarray(updates, np.float32) == 0)
+
+
+def test_bias_correction_keeps_relative_precision() -> None:
+    exact = 1 - np.float64(0.999) ** 1
+    value = oc.bias_correction(jnp.asarray(0.999, jnp.float32), 1)
+    assert abs(float(value) - 0.001) / 0.001 < 2e-4  # f32(0.999) itself is off by 1.3e-8
+    assert abs(float(oc.bias_correction(jnp.asarray(0.999), 1)) - exact) / exact < 1e-15
+
+
+def test_safe_numerics_have_finite_gradients_at_the_untaken_branch() -> None:
+    assert float(jax.grad(lambda x: oc.safe_div(1.0, x))(0.0)) == 0.0
+    assert float(jax.grad(oc.safe_sqrt)(0.0)) == 0.0
+    assert np.all(np.asarray(jax.grad(lambda x: oc.safe_norm(x))(jnp.zeros(3))) == 0)
+    assert np.all(np.isfinite(jax.grad(lambda x: oc.tree_l2_norm({"a": x}))(jnp.zeros(3))))

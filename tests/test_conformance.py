@@ -1,0 +1,34 @@
+"""Every conformance case of every installed optref package, through the optref.audit runner.
+
+The default session runs, for every case: float64 agreement with Optax (3 problems,
+50 steps, complex params where supported) and optref's own reference properties (low
+precision, robustness, differentiability, wrapper invariance). With
+``OPTREF_CROSSCHECK_ALL=1`` (the ``crosscheck`` sessions) Optax's side of those checks
+runs too, and its findings are printed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from optref.audit import load_cases, run_case
+
+CASES = load_cases()
+ALL = os.environ.get("OPTREF_CROSSCHECK_ALL") == "1"
+LIBRARIES = ("optref", "optax") if ALL else ("optref",)
+
+
+def test_every_package_has_cases() -> None:
+    packages = {case.package for case in CASES}
+    assert {"core"} <= packages
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(case) -> None:  # noqa: ANN001
+    findings = run_case(case, libraries=LIBRARIES)
+    for finding in findings:
+        print(f"[{finding.severity}] {finding.library} {finding.check}: {finding.summary}")
+    failures = [f for f in findings if f.severity == "error"]
+    assert not failures, "\n".join(f"{f.check} ({f.library}): {f.summary}" for f in failures)
