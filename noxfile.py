@@ -94,9 +94,8 @@ def crosscheck(session: nox.Session, package: str, backend: str) -> None:
     if not _backend_present(session, backend):
         session.skip(f"JAX has no {backend!r} backend on this machine.")
     session.run(
-        "pytest", *_workers(session), "tests/test_conformance.py", "-k", f"{package}.",
-        *session.posargs,
-        env={"JAX_PLATFORMS": backend, "OPTREF_CROSSCHECK_ALL": "1"},
+        "pytest", *_workers(session), "-s", "tests/test_conformance.py", *session.posargs,
+        env={"JAX_PLATFORMS": backend, "OPTREF_CROSSCHECK_ALL": "1", "OPTREF_PACKAGES": package},
     )
 
 
