@@ -1,0 +1,159 @@
+"""The ``optref-audit`` command: run the conformance cases against the installed Optax and
+write a report (``report.json``, ``report.md``, ``report.html``).
+
+Usage::
+
+    optref-audit [--cases PATTERN] [--checks float64,low_precision] [--quick] [--out DIR]
+    optref-audit --compare audit-report/optax-0.2.3 audit-report/optax-0.2.8
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+
+import jax
+
+from optref.core.conformance import Case
+
+from ._cases import load_cases
+from ._findings import SEVERITIES, Finding
+from ._run import ALL_CHECKS, run_case
+
+__all__ = ["QUICK_CASES", "main", "quick_cases"]
+
+#: Cases the quick audit always keeps (when present), besides one per package/family.
+QUICK_CASES: tuple[str, ...] = (
+    "core.sgd",
+    "core.adam",
+    "core.optimistic_gradient_descent",
+    "linesearch.lbfgs-zoom",
+)
+#: Trajectory length of the quick audit's float64 check.
+QUICK_STEPS = 10
+
+
+def quick_cases(cases: list[Case]) -> list[Case]:
+    """A representative subset: :data:`QUICK_CASES` plus the first case of each package."""
+    names = {c.name for c in cases}
+    keep = [n for n in QUICK_CASES if n in names]
+    seen_packages = {n.split(".")[0] for n in keep}
+    for case in cases:
+        package = case.name.split(".")[0]
+        if package not in seen_packages:
+            seen_packages.add(package)
+            keep.append(case.name)
+    return [c for c in cases if c.name in set(keep)]
+
+
+def available_backends() -> list[str]:
+    """The JAX backends present on this machine (``cpu`` always)."""
+    backends = []
+    for name in ("cpu", "gpu", "tpu"):
+        try:
+            jax.devices(name)
+        except RuntimeError:
+            continue
+        backends.append(name)
+    return backends
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optref-audit",
+        description="Audit the installed Optax against optref, the reference implementation.",
+    )
+    parser.add_argument("--cases", metavar="PATTERN", default=None,
+                        help="glob or substring of case names (e.g. 'core.adam*')")
+    parser.add_argument("--checks", default=None,
+                        help=f"comma list of checks (default all: {','.join(ALL_CHECKS)})")
+    parser.add_argument("--backend", default=None,
+                        help="JAX backend to run on (default: every backend present)")
+    parser.add_argument("--dtypes", default=None,
+                        help="comma list of dtypes for low_precision and robustness "
+                             "(default float32,bfloat16,float16)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="float64 trajectory length (default: each case's own)")
+    parser.add_argument("--out", default="audit-report", help="report directory")
+    parser.add_argument("--fail-on", choices=(*SEVERITIES, "never"), default="never",
+                        help="exit 1 if any finding is at least this severe")
+    parser.add_argument("--quick", action="store_true",
+                        help="a representative subset of cases, with fewer steps")
+    parser.add_argument("--compare", nargs="+", metavar="DIR", default=None,
+                        help="compare the reports in these directories (one per Optax "
+                             "version) and write compare.md into --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    return parser
+
+
+def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Finding], dict]:
+    cases = load_cases(args.cases)
+    if args.quick:
+        cases = quick_cases(cases)
+    checks = tuple(args.checks.split(",")) if args.checks else ALL_CHECKS
+    unknown = set(checks) - set(ALL_CHECKS)
+    if unknown:
+        raise SystemExit(f"optref-audit: unknown checks {sorted(unknown)}; known: {ALL_CHECKS}")
+    backends = [args.backend] if args.backend else available_backends()
+    options: dict[str, object] = {}
+    if args.dtypes:
+        options["dtypes"] = tuple(args.dtypes.split(","))
+    steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else None)
+    if args.quick:
+        options.setdefault("dtypes", ("float32", "bfloat16"))
+    findings: list[Finding] = []
+    timings: dict[str, float] = {}
+    total = len(cases) * len(backends)
+    done = 0
+    for backend in backends:
+        for case in cases:
+            done += 1
+            if not args.no_progress:
+                print(f"[{done}/{total}] {case.name} ({backend})", file=sys.stderr, flush=True)
+            if steps is not None:
+                case = dataclasses.replace(case, steps=min(steps, case.steps) if args.quick
+                                           else steps)
+            start = time.perf_counter()
+            try:
+                findings.extend(run_case(case, checks=checks, backend=backend, **options))
+            except Exception as error:  # a crash is a finding, not the end of the audit
+                findings.append(Finding(
+                    case=case.name, check="crash", severity="error", library="both",
+                    summary=f"the runner raised {type(error).__name__}: {error}"[:500],
+                    backend=backend))
+            timings[f"{case.name}@{backend}"] = time.perf_counter() - start
+    return cases, backends, findings, timings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the audit; return the exit status (1 when ``--fail-on`` is met)."""
+    from ._report import write_report
+
+    args = _parser().parse_args(argv)
+    if args.compare:
+        from ._compare import write_comparison
+
+        path = write_comparison(args.compare, args.out)
+        print(f"Report: {path}")
+        return 0
+    start = time.perf_counter()
+    cases, backends, findings, timings = _run_all(args)
+    elapsed = time.perf_counter() - start
+    paths = write_report(args.out, cases, backends, findings, timings, elapsed,
+                         options={k: v for k, v in vars(args).items() if k != "compare"})
+    print(f"Report: {paths['html']}")
+    counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
+    print(f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s: "
+          + ", ".join(f"{n} {s}" for s, n in reversed(counts.items())))
+    if args.fail_on != "never":
+        threshold = SEVERITIES.index(args.fail_on)
+        if any(SEVERITIES.index(f.severity) >= threshold for f in findings):
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
