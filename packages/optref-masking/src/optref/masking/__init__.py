@@ -7,6 +7,7 @@ group of parameters chosen by regex patterns on their names, as PyTorch users kn
 
 from ._freeze import FreezeLabels, freeze, selective_transform
 from ._group_table import NOT_A_PARAMETER
+from ._mask_functions import ndim_labels, ndim_mask, path_mask
 from ._masked import Masked, MaskedNode, MaskedState, masked
 from ._param_groups import DEFAULT_GROUP, ParamGroups, PathLabels, param_groups, path_labels
 from ._partition import MultiTransformState, Partition, PartitionState, multi_transform, partition
@@ -28,9 +29,12 @@ __all__ = [
     "masked",
     "multi_transform",
     "named_leaves",
+    "ndim_labels",
+    "ndim_mask",
     "param_groups",
     "partition",
     "path_labels",
+    "path_mask",
     "path_name",
     "selective_transform",
 ]
