@@ -1,10 +1,10 @@
 """Every conformance case of every installed optref package, through the optref.audit runner.
 
-The default session runs, for every case: float64 agreement with Optax (3 problems,
-50 steps, complex params where supported) and optref's own reference properties (low
-precision, robustness, differentiability, wrapper invariance). With
-``OPTREF_CROSSCHECK_ALL=1`` (the ``crosscheck`` sessions) Optax's side of those checks
-runs too, and its findings are printed.
+The default session runs, for every case, float64 agreement with Optax (3 problems, 50
+steps, complex params where supported). With ``OPTREF_CROSSCHECK_ALL=1`` (the
+``crosscheck`` sessions) every check runs: optref's reference properties (low precision,
+robustness, differentiability, wrapper invariance) and Optax's side of them, whose
+findings are printed.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import os
 
 import pytest
 
-from optref.audit import load_cases, run_case
+from optref.audit import ALL_CHECKS, load_cases, run_case
 
 _PACKAGES = os.environ.get("OPTREF_PACKAGES")
 CASES = load_cases(packages=_PACKAGES.split(",") if _PACKAGES else None)
 ALL = os.environ.get("OPTREF_CROSSCHECK_ALL") == "1"
-LIBRARIES = ("optref", "optax") if ALL else ("optref",)
+LIBRARIES = ("optref", "optax")
+CHECKS = ALL_CHECKS if ALL else ("float64",)
 
 
 def test_every_package_with_cases_is_discovered() -> None:
@@ -28,7 +29,7 @@ def test_every_package_with_cases_is_discovered() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case) -> None:  # noqa: ANN001
-    findings = run_case(case, libraries=LIBRARIES)
+    findings = run_case(case, checks=CHECKS, libraries=LIBRARIES)
     for finding in findings:
         print(f"[{finding.severity}] {finding.library} {finding.check}: {finding.summary}")
     failures = [f for f in findings if f.severity == "error"]
