@@ -34,6 +34,9 @@ QUICK_CASES: tuple[str, ...] = (
 )
 #: Trajectory length of the quick audit's float64 check.
 QUICK_STEPS = 10
+#: The quick audit's checks and dtypes (unless ``--checks`` / ``--dtypes`` are given).
+QUICK_CHECKS = ("float64", "low_precision", "robustness")
+QUICK_DTYPES = ("float32", "bfloat16")
 
 
 def quick_cases(cases: list[Case]) -> list[Case]:
@@ -86,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="compare the reports in these directories (one per Optax "
                              "version) and write compare.md into --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.add_argument("--no-plots", action="store_true", help="no plots in report.html")
     return parser
 
 
@@ -93,7 +97,8 @@ def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Find
     cases = load_cases(args.cases)
     if args.quick:
         cases = quick_cases(cases)
-    checks = tuple(args.checks.split(",")) if args.checks else ALL_CHECKS
+    checks = (tuple(args.checks.split(",")) if args.checks
+              else QUICK_CHECKS if args.quick else ALL_CHECKS)
     unknown = set(checks) - set(ALL_CHECKS)
     if unknown:
         raise SystemExit(f"optref-audit: unknown checks {sorted(unknown)}; known: {ALL_CHECKS}")
@@ -103,7 +108,7 @@ def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Find
         options["dtypes"] = tuple(args.dtypes.split(","))
     steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else None)
     if args.quick:
-        options.setdefault("dtypes", ("float32", "bfloat16"))
+        options.setdefault("dtypes", QUICK_DTYPES)
     findings: list[Finding] = []
     timings: dict[str, float] = {}
     total = len(cases) * len(backends)
@@ -143,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases, backends, findings, timings = _run_all(args)
     elapsed = time.perf_counter() - start
     paths = write_report(args.out, cases, backends, findings, timings, elapsed,
-                         options={k: v for k, v in vars(args).items() if k != "compare"})
+                         options={k: v for k, v in vars(args).items() if k != "compare"},
+                         plots={} if args.no_plots else None)
     print(f"Report: {paths['html']}")
     counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
     print(f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s: "

@@ -1,0 +1,116 @@
+"""The ``optref-audit`` command: the report's files and schema, ``--fail-on``, ``--quick``,
+``--compare``; and the oracle is quiet when optref itself stands in for Optax."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import optref.core
+from optref.audit import Finding, run_case
+from optref.audit import __main__ as cli
+from optref.compat import to_optax
+from optref.core.conformance import Case
+
+FINDING_KEYS = {"case", "check", "severity", "backend", "dtype", "summary", "reproducer",
+                "measured", "link"}
+
+
+def _read(out: Path) -> dict:
+    assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "report.html"}
+    return json.loads((out / "report.json").read_text())
+
+
+def test_the_report_has_its_three_files_and_schema(tmp_path: Path, capsys) -> None:
+    status = cli.main(["--cases", "core.sg[d]", "--checks", "float64", "--steps", "3",
+                       "--out", str(tmp_path)])
+    assert status == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"Report: {tmp_path / 'report.html'}"
+    report = _read(tmp_path)
+    assert {"optax_version", "jax_version", "backends", "cases_run", "findings"} <= set(report)
+    assert report["cases_run"] == ["core.sgd"]
+    assert report["findings"] == []
+    page = (tmp_path / "report.html").read_text()
+    assert "<style>" in page and "data:image/png;base64," in page  # the bilinear plot
+
+
+def test_fail_on_sets_the_exit_status(tmp_path: Path, monkeypatch) -> None:
+    def fake_run_case(case: Case, **_: object) -> list[Finding]:
+        return [Finding(case=case.name, check="float64", severity="warning", library="optax",
+                        summary="made up", reproducer="import optax")]
+
+    monkeypatch.setattr(cli, "run_case", fake_run_case)
+    args = ["--cases", "core.sg[d]", "--out", str(tmp_path), "--backend", "cpu", "--no-plots"]
+    assert cli.main([*args, "--fail-on", "warning"]) == 1
+    assert cli.main([*args, "--fail-on", "info"]) == 1
+    assert cli.main([*args, "--fail-on", "error"]) == 0
+    assert cli.main(args) == 0
+    (finding,) = _read(tmp_path)["findings"]
+    assert FINDING_KEYS <= set(finding)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Warning (1)" in markdown and "```python\n  import optax" in markdown
+
+
+def test_quick_completes(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    assert cli.main(["--quick", "--cases", "core.sg[d]", "--dtypes", "float32", "--no-plots",
+                     "--out", str(tmp_path)]) == 0
+    assert _read(tmp_path)["options"]["quick"] is True
+    assert time.perf_counter() - start < 120
+
+
+def test_quick_picks_one_case_per_package_and_the_named_ones() -> None:
+    from optref.audit import load_cases
+
+    names = [c.name for c in cli.quick_cases(load_cases())]
+    assert "core.optimistic_gradient_descent" in names and "core.adam" in names
+    assert {n.split(".")[0] for n in names} == {c.name.split(".")[0] for c in load_cases()}
+    assert len(names) < 12
+
+
+def test_compare_lists_what_appears_and_disappears(tmp_path: Path) -> None:
+    def report(version: str, cases: list[str]) -> Path:
+        directory = tmp_path / f"optax-{version}"
+        directory.mkdir()
+        findings = [{"case": c, "check": "float64", "severity": "warning", "backend": "cpu",
+                     "dtype": "float64", "problem": "quadratic", "summary": f"{c} differs"}
+                    for c in cases]
+        (directory / "report.json").write_text(json.dumps({
+            "optax_version": version, "cases_run": ["core.a", "core.b", "core.c"],
+            "counts": {"warning": len(cases)}, "findings": findings}))
+        return directory
+
+    old, new = report("0.2.3", ["core.a", "core.b"]), report("0.2.10", ["core.b", "core.c"])
+    assert cli.main(["--compare", str(new), str(old), "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "compare.md").read_text()
+    assert "## 0.2.3 → 0.2.10" in text  # ordered by version, not by argument
+    appeared, disappeared = text.split("Appeared")[1].split("Disappeared")
+    assert "core.c" in appeared and "core.a" not in appeared
+    assert "core.a" in disappeared and "core.c" not in disappeared.split("## In every")[0]
+
+
+# optref standing in for Optax: the oracle must find nothing.
+def optax_sgd(**kwargs: object) -> object:
+    return to_optax(optref.core.sgd(**kwargs))
+
+
+def optax_adam(**kwargs: object) -> object:
+    return to_optax(optref.core.adam(**kwargs))
+
+
+def optax_optimistic_gradient_descent(**kwargs: object) -> object:
+    return to_optax(optref.core.optimistic_gradient_descent(**kwargs))
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
+    ("adam", {"learning_rate": 0.01}),
+    ("optimistic_gradient_descent", {"learning_rate": 0.05}),
+])
+def test_optref_wrapped_as_optax_has_no_findings(name: str, kwargs: dict) -> None:
+    case = Case(f"self.{name}", f"optref.core.{name}", kwargs, f"{__name__}.optax_{name}",
+                problems=("quadratic",), steps=5)
+    assert run_case(case, checks=("float64",)) == []
