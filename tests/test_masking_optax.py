@@ -25,20 +25,22 @@ GROUPS = ("encoder", "decoder", "head")
 
 def _params() -> dict:
     rng = np.random.default_rng(0)
-    return {g: {"w": jnp.asarray(rng.normal(size=(3, 4))), "b": jnp.asarray(rng.normal(size=4))}
-            for g in GROUPS}
+    return {
+        g: {"w": jnp.asarray(rng.normal(size=(3, 4))), "b": jnp.asarray(rng.normal(size=4))}
+        for g in GROUPS
+    }
 
 
-def _grads(step: int, params):  # noqa: ANN001, ANN202
+def _grads(step: int, params):
     rng = np.random.default_rng(100 + step)
     return jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), params)
 
 
-def _schedule(i: int):  # noqa: ANN202
+def _schedule(i: int):
     return lambda count: 0.1 / (i + 1) / (1.0 + 0.1 * count)
 
 
-def _close(a, b, rtol: float = 1e-12) -> None:  # noqa: ANN001
+def _close(a, b, rtol: float = 1e-12) -> None:
     fa, fb = flatten_state(a), flatten_state(b)
     assert set(fa) == set(fb), set(fa) ^ set(fb)
     for key in fa:
@@ -46,7 +48,7 @@ def _close(a, b, rtol: float = 1e-12) -> None:  # noqa: ANN001
         assert float(np.max(np.abs(fa[key] - fb[key]))) <= rtol * scale, key
 
 
-def _run_both(ours, theirs, params, steps: int = 8, jit: bool = True):  # noqa: ANN001, ANN202
+def _run_both(ours, theirs, params, steps: int = 8, jit: bool = True):
     s_ours, s_theirs = ours.init(params), theirs.init(params)
     _close(s_ours, s_theirs)
     up_ours = jax.jit(lambda g, s, p: ours.update(g, s, p)) if jit else ours.update
@@ -63,11 +65,14 @@ def _run_both(ours, theirs, params, steps: int = 8, jit: bool = True):  # noqa: 
 @pytest.mark.parametrize("kind", ["chain_of_masked", "partition"])
 def test_groups_of_injected_adams_match_optax(kind):
     params = _params()
-    ours_tx = {g: oc.inject_hyperparams(oc.adam)(learning_rate=_schedule(i), b1=0.8 + 0.05 * i)
-               for i, g in enumerate(GROUPS)}
-    theirs_tx = {g: optax.inject_hyperparams(optax.adam)(learning_rate=_schedule(i),
-                                                          b1=0.8 + 0.05 * i)
-                 for i, g in enumerate(GROUPS)}
+    ours_tx = {
+        g: oc.inject_hyperparams(oc.adam)(learning_rate=_schedule(i), b1=0.8 + 0.05 * i)
+        for i, g in enumerate(GROUPS)
+    }
+    theirs_tx = {
+        g: optax.inject_hyperparams(optax.adam)(learning_rate=_schedule(i), b1=0.8 + 0.05 * i)
+        for i, g in enumerate(GROUPS)
+    }
     if kind == "chain_of_masked":
         masks = {g: {h: h == g for h in GROUPS} for g in GROUPS}
         ours = oc.chain(*(om.masked(ours_tx[g], masks[g]) for g in GROUPS))
@@ -78,11 +83,16 @@ def test_groups_of_injected_adams_match_optax(kind):
     s_ours, s_theirs = _run_both(ours, theirs, params)
     # Every group's learning rate, read from both states by path.
     found_ours = oc.tree_get_all(s_ours, "learning_rate")
-    found_theirs = [v for _, v in optax.tree_utils.tree_get_all_with_path(
-        s_theirs, "learning_rate", filtering=lambda _, v: isinstance(v, jax.Array))]
+    found_theirs = [
+        v
+        for _, v in optax.tree_utils.tree_get_all_with_path(
+            s_theirs, "learning_rate", filtering=lambda _, v: isinstance(v, jax.Array)
+        )
+    ]
     assert len(found_ours) == len(found_theirs) == 3
-    np.testing.assert_allclose(sorted(map(float, found_ours.values())),
-                               sorted(map(float, found_theirs)), rtol=1e-15)
+    np.testing.assert_allclose(
+        sorted(map(float, found_ours.values())), sorted(map(float, found_theirs)), rtol=1e-15
+    )
 
 
 def test_param_groups_match_optax_partition_on_a_filtered_equinox_model():
@@ -90,17 +100,26 @@ def test_param_groups_match_optax_partition_on_a_filtered_equinox_model():
     params = eqx.filter(model, eqx.is_array)
     params = eqx.tree_at(lambda m: m.layers[2], params, replace_fn=lambda _: None)  # frozen
     patterns = {"biases": r".*\.bias", "first": r"layers\[0\]\..*"}
-    ours = om.param_groups({name: (pattern, oc.adam(0.01) if name == "first" else oc.sgd(0.1))
-                            for name, pattern in patterns.items()},
-                           default=oc.adamw(0.01, weight_decay=0.1))
+    ours = om.param_groups(
+        {
+            name: (pattern, oc.adam(0.01) if name == "first" else oc.sgd(0.1))
+            for name, pattern in patterns.items()
+        },
+        default=oc.adamw(0.01, weight_decay=0.1),
+    )
     theirs = optax.partition(
-        {"biases": optax.sgd(0.1), "first": optax.adam(0.01),
-         "default": optax.adamw(0.01, weight_decay=0.1)},
+        {
+            "biases": optax.sgd(0.1),
+            "first": optax.adam(0.01),
+            "default": optax.adamw(0.01, weight_decay=0.1),
+        },
         om.path_labels(patterns, default="default"),
     )
     assert ours.groups_by_path(params) == {
-        "layers[0].weight": "first", "layers[0].bias": "biases",
-        "layers[1].weight": "default", "layers[1].bias": "biases",
+        "layers[0].weight": "first",
+        "layers[0].bias": "biases",
+        "layers[1].weight": "default",
+        "layers[1].bias": "biases",
     }
     s_ours, s_theirs = _run_both(ours, theirs, params, steps=3)
     assert flatten_state(s_ours).keys() == flatten_state(s_theirs).keys()
@@ -109,10 +128,12 @@ def test_param_groups_match_optax_partition_on_a_filtered_equinox_model():
 def test_selective_transform_state_and_memory_match_optax():
     params = _params()
     freeze_mask = {"encoder": True, "decoder": {"w": True, "b": False}, "head": False}
-    s_ours, s_theirs = _run_both(om.selective_transform(oc.adam(0.01), freeze_mask=freeze_mask),
-                                 optax.selective_transform(optax.adam(0.01),
-                                                           freeze_mask=freeze_mask),
-                                 params, steps=3)
+    s_ours, s_theirs = _run_both(
+        om.selective_transform(oc.adam(0.01), freeze_mask=freeze_mask),
+        optax.selective_transform(optax.adam(0.01), freeze_mask=freeze_mask),
+        params,
+        steps=3,
+    )
     nbytes = [sum(x.nbytes for x in jax.tree.leaves(s)) for s in (s_ours, s_theirs)]
     assert nbytes[0] == nbytes[1] == 4 + 2 * 8 * (4 + 12 + 4)  # count + mu, nu of 20 floats
 

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 
-def draw(seed: int, tree):  # noqa: ANN001, ANN201
+def draw(seed: int, tree):
     """A tree of normal draws shaped like ``tree`` (``None`` and non-array leaves kept)."""
     rng = np.random.default_rng(seed)
     return jax.tree.map(
-        lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype) if eqx.is_inexact_array(x) else None,
+        lambda x: (
+            jnp.asarray(rng.normal(size=x.shape), x.dtype) if eqx.is_inexact_array(x) else None
+        ),
         tree,
     )
 
@@ -28,7 +30,7 @@ class Block(eqx.Module):
     activation: Callable = jax.nn.relu
     repeats: int = 2  # a Python int: a non-array leaf
 
-    def __call__(self, x):  # noqa: ANN001, ANN204
+    def __call__(self, x):
         return self.activation(self.norm(self.linear(x)))
 
 
@@ -39,19 +41,21 @@ class Model(eqx.Module):
     decoder: Block
     head: eqx.nn.Linear
 
-    def __call__(self, x):  # noqa: ANN001, ANN204
+    def __call__(self, x):
         return self.head(self.decoder(self.encoder(x)))
 
 
-def make_model(dtype=jnp.float32) -> Model:  # noqa: ANN001
+def make_model(dtype=jnp.float32) -> Model:
     keys = jax.random.split(jax.random.key(0), 3)
 
-    def block(key, n_in, n_out):  # noqa: ANN001, ANN202
-        return Block(eqx.nn.Linear(n_in, n_out, key=key, dtype=dtype),
-                     eqx.nn.LayerNorm(n_out, dtype=dtype))
+    def block(key, n_in, n_out):
+        return Block(
+            eqx.nn.Linear(n_in, n_out, key=key, dtype=dtype), eqx.nn.LayerNorm(n_out, dtype=dtype)
+        )
 
-    return Model(block(keys[0], 4, 6), block(keys[1], 6, 6),
-                 eqx.nn.Linear(6, 2, key=keys[2], dtype=dtype))
+    return Model(
+        block(keys[0], 4, 6), block(keys[1], 6, 6), eqx.nn.Linear(6, 2, key=keys[2], dtype=dtype)
+    )
 
 
 @pytest.fixture
@@ -77,7 +81,7 @@ def random_like() -> Callable:
     return draw
 
 
-def state_nbytes(state) -> int:  # noqa: ANN001
+def state_nbytes(state) -> int:
     """The bytes held by the array leaves of an optimizer state."""
     return sum(x.nbytes for x in jax.tree.leaves(state) if eqx.is_array(x))
 

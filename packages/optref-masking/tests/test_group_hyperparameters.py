@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+
 from optref.core import adam, chain, inject_hyperparams, tree_get, tree_get_all, tree_set
 from optref.masking import masked, param_groups, partition
 
@@ -18,16 +19,16 @@ SCHEDULES = {
 B1 = {"encoder": 0.9, "decoder": 0.8, "head": 0.5}
 
 
-def injected(group, learning_rate=None):  # noqa: ANN001, ANN201
+def injected(group, learning_rate=None):
     lr = SCHEDULES[group] if learning_rate is None else learning_rate
     return inject_hyperparams(adam)(learning_rate=lr, b1=B1[group])
 
 
-def only(group):  # noqa: ANN001, ANN201
+def only(group):
     return {g: g == group for g in GROUPS}
 
 
-def group_optimizers(kind: str, learning_rates=None):  # noqa: ANN001, ANN201
+def group_optimizers(kind: str, learning_rates=None):
     lr = learning_rates or {}
     tx = {g: injected(g, lr.get(g)) for g in GROUPS}
     if kind == "chain_of_masked":
@@ -40,7 +41,7 @@ def group_optimizers(kind: str, learning_rates=None):  # noqa: ANN001, ANN201
 KINDS = ["chain_of_masked", "partition", "param_groups"]
 
 
-def assert_bit_identical(a, b) -> None:  # noqa: ANN001
+def assert_bit_identical(a, b) -> None:
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         assert x.dtype == y.dtype
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), strict=True)
@@ -52,7 +53,8 @@ def test_each_group_gets_exactly_its_own_optimizers_updates(kind, jit, params, r
     tx = group_optimizers(kind)
     alone = {g: injected(g) for g in GROUPS}
     plain = {g: adam(SCHEDULES[g], b1=B1[g]) for g in GROUPS}
-    def compiled(t):  # noqa: ANN001, ANN202
+
+    def compiled(t):
         return jax.jit(lambda u, s, p: t.update(u, s, p)) if jit else t.update
 
     update = compiled(tx)
@@ -82,14 +84,21 @@ def test_per_group_learning_rate_read_and_set_in_the_state(kind, params, random_
 
     found = tree_get_all(state, "learning_rate")
     assert len(found) == 3
-    by_group = {g: float(v) for p, v in found.items() for g in GROUPS
-                if (f"'{g}'" in p or f"[{GROUPS.index(g)}]" in p)}
+    by_group = {
+        g: float(v)
+        for p, v in found.items()
+        for g in GROUPS
+        if (f"'{g}'" in p or f"[{GROUPS.index(g)}]" in p)
+    }
     assert by_group == pytest.approx(rates)
     # One group's learning rate, chosen by a filter on its path.
     # The filters are regular expressions of the path: ^[i] in a chain, ['name'] in a partition.
-    where = {g: (rf"^\[{i}\]" if kind == "chain_of_masked" else rf"\['{g}'\]")
-             for i, g in enumerate(GROUPS)}
-    assert float(tree_get(state, "learning_rate", filtering=where["decoder"])) == pytest.approx(0.01)
+    where = {
+        g: (rf"^\[{i}\]" if kind == "chain_of_masked" else rf"\['{g}'\]")
+        for i, g in enumerate(GROUPS)
+    }
+    decoder_rate = tree_get(state, "learning_rate", filtering=where["decoder"])
+    assert float(decoder_rate) == pytest.approx(0.01)
 
     # Set it for the decoder only: the next step uses it there, nowhere else.
     state = tree_set(state, where["decoder"], learning_rate=0.5)

@@ -7,18 +7,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from optref.core import TreeMismatchError, adam, add_decayed_weights, chain, identity, sgd
 from optref.masking import MaskedNode, MaskedState, freeze, masked
 
 
-def leaves_equal(a, b) -> bool:  # noqa: ANN001
+def leaves_equal(a, b) -> bool:
     la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
     return len(la) == len(lb) and all(
-        x.dtype == y.dtype and np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb)
+        x.dtype == y.dtype and np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(la, lb, strict=True)
     )
 
 
-def run(tx, params, grads_list):  # noqa: ANN001, ANN201
+def run(tx, params, grads_list):
     state = tx.init(params)
     out = []
     for g in grads_list:
@@ -32,7 +34,7 @@ def test_masked_in_updates_are_the_inner_ones_and_the_rest_pass_through(params, 
     mask = {"encoder": True, "decoder": {"w": True, "b": False}, "head": False}
     got, state = run(masked(adam(0.1), mask), params, grads)
     alone, _ = run(adam(0.1), params, grads)
-    for u, a, g in zip(got, alone, grads):
+    for u, a, g in zip(got, alone, grads, strict=True):
         assert leaves_equal(u["encoder"], a["encoder"])
         assert leaves_equal(u["decoder"]["w"], a["decoder"]["w"])
         assert leaves_equal(u["decoder"]["b"], g["decoder"]["b"])  # unchanged
@@ -48,13 +50,13 @@ def test_all_true_mask_is_bit_identical_to_the_inner_alone(params, random_like):
     grads = [random_like(i, params) for i in range(4)]
     got, _ = run(masked(adam(0.1), True), params, grads)
     alone, _ = run(adam(0.1), params, grads)
-    assert all(leaves_equal(u, a) for u, a in zip(got, alone))
+    assert all(leaves_equal(u, a) for u, a in zip(got, alone, strict=True))
 
 
 def test_callable_mask_is_called_with_params_then_updates(params, random_like):
     seen = []
 
-    def by_ndim(tree):  # noqa: ANN001, ANN202
+    def by_ndim(tree):
         seen.append(tree)
         return jax.tree.map(lambda x: x.ndim == 2, tree)
 
@@ -110,14 +112,17 @@ def test_extra_args_shaped_like_the_updates_are_masked_when_asked(params, random
     seen = {}
 
     class Spy(type(identity())):
-        def update(self, updates, state, params=None, **extra):  # noqa: ANN001, ANN003, ANN201
+        def update(self, updates, state, params=None, **extra):
             seen.update(extra)
             return updates, state
 
     g = random_like(0, params)
     for compatible in (False, True):
-        tx = masked(Spy(), {"encoder": True, "decoder": False, "head": False},
-                    mask_compatible_extra_args=compatible)
+        tx = masked(
+            Spy(),
+            {"encoder": True, "decoder": False, "head": False},
+            mask_compatible_extra_args=compatible,
+        )
         tx.update(g, tx.init(params), params, grad=g, value=1.0)
         assert isinstance(seen["grad"]["head"]["w"], MaskedNode) is compatible
         assert seen["value"] == 1.0
@@ -135,8 +140,7 @@ def test_works_under_jit(params, random_like):
 
 
 def test_boolean_arrays_in_a_mask_become_static_bools(params, random_like):
-    tx = masked(sgd(0.1), {"encoder": jnp.array(True), "decoder": np.bool_(False),
-                           "head": False})
+    tx = masked(sgd(0.1), {"encoder": jnp.array(True), "decoder": np.bool_(False), "head": False})
     assert tx.mask["encoder"] is True and tx.mask["decoder"] is False
     g = random_like(0, params)
     u, _ = eqx.filter_jit(lambda t, g, s: t.update(g, s))(tx, g, tx.init(params))
@@ -144,10 +148,14 @@ def test_boolean_arrays_in_a_mask_become_static_bools(params, random_like):
 
 
 def test_a_mask_that_does_not_fit_names_the_paths(params):
-    with pytest.raises(TreeMismatchError, match=r"masked: mask .*\['encoder'\]\['x'\].*"
-                       r"\['encoder'\]\['w'\]"):
-        masked(adam(0.1), {"encoder": {"x": True, "b": True}, "decoder": True,
-                           "head": True}).init(params)
+    with pytest.raises(
+        TreeMismatchError,
+        match=r"masked: mask .*\['encoder'\]\['x'\].*"
+        r"\['encoder'\]\['w'\]",
+    ):
+        masked(adam(0.1), {"encoder": {"x": True, "b": True}, "decoder": True, "head": True}).init(
+            params
+        )
     with pytest.raises(TreeMismatchError, match=r"the params have \['head'\]"):
         masked(adam(0.1), {"encoder": True, "decoder": True}).init(params)
     with pytest.raises(TreeMismatchError, match=r"booleans, got 1 at \['head'\]"):
@@ -155,7 +163,7 @@ def test_a_mask_that_does_not_fit_names_the_paths(params):
 
 
 def test_a_traced_mask_is_an_error(params):
-    def init(flag):  # noqa: ANN001, ANN202
+    def init(flag):
         return masked(adam(0.1), {"encoder": flag, "decoder": True, "head": True}).init(params)
 
     with pytest.raises(TypeError, match=r"mask must be static .* at \['encoder'\]"):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from optref.core import adam, adamw, apply_updates, set_to_zero, sgd
 from optref.masking import (
     DEFAULT_GROUP,
@@ -18,13 +19,16 @@ from optref.masking import (
 )
 
 
-def names(tree) -> list[str]:  # noqa: ANN001
+def names(tree) -> list[str]:
     return [path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def test_canonical_names_for_dicts_tuples_and_modules(model):
     assert names({"encoder": {"w": 1, "layers": [2, {"b": 3}]}}) == [
-        "encoder.layers[0]", "encoder.layers[1].b", "encoder.w"]
+        "encoder.layers[0]",
+        "encoder.layers[1].b",
+        "encoder.w",
+    ]
     assert names((1, {"b": 2})) == ["[0]", "[1].b"]
     assert names({"a": {7: 2, 8: 3}}) == ["a[7]", "a[8]"]
     assert names(jnp.zeros(3)) == [""]
@@ -32,7 +36,11 @@ def test_canonical_names_for_dicts_tuples_and_modules(model):
     assert "encoder.activation" in names(model)  # a non-array leaf still has a name
     mlp = eqx.nn.MLP(2, 1, 3, 1, key=jax.random.key(0))
     assert names(eqx.filter(mlp, eqx.is_array)) == [
-        "layers[0].weight", "layers[0].bias", "layers[1].weight", "layers[1].bias"]
+        "layers[0].weight",
+        "layers[0].bias",
+        "layers[1].weight",
+        "layers[1].bias",
+    ]
 
 
 def test_first_matching_pattern_wins_and_the_rest_go_to_default(params):
@@ -40,8 +48,12 @@ def test_first_matching_pattern_wins_and_the_rest_go_to_default(params):
         [(r".*\.b", sgd(0.1)), (r"encoder\..*", adam(0.01)), (r".*", adam(0.1))],
     )
     assert tx.groups_by_path(params) == {
-        "decoder.b": "group_0", "decoder.w": "group_2", "encoder.b": "group_0",
-        "encoder.w": "group_1", "head.b": "group_0", "head.w": "group_2",
+        "decoder.b": "group_0",
+        "decoder.w": "group_2",
+        "encoder.b": "group_0",
+        "encoder.w": "group_1",
+        "head.b": "group_0",
+        "head.w": "group_2",
     }
     named = param_groups({"no_decay": (r".*\.b", sgd(0.1))}, default=adam(0.1))
     assert named.groups_by_path(params)["head.w"] == DEFAULT_GROUP
@@ -49,14 +61,19 @@ def test_first_matching_pattern_wins_and_the_rest_go_to_default(params):
 
 
 def test_each_group_gets_exactly_its_optimizers_updates(params, random_like):
-    tx = param_groups({"bias": (r".*\.b", sgd(0.1, momentum=0.9)),
-                       "enc": (r"encoder\..*", adam(0.01))}, default=adam(0.1))
+    tx = param_groups(
+        {"bias": (r".*\.b", sgd(0.1, momentum=0.9)), "enc": (r"encoder\..*", adam(0.01))},
+        default=adam(0.1),
+    )
     alone = {"bias": sgd(0.1, momentum=0.9), "enc": adam(0.01), "default": adam(0.1)}
-    members = {"bias": ["encoder.b", "decoder.b", "head.b"], "enc": ["encoder.w"],
-               "default": ["decoder.w", "head.w"]}
+    members = {
+        "bias": ["encoder.b", "decoder.b", "head.b"],
+        "enc": ["encoder.w"],
+        "default": ["decoder.w", "head.w"],
+    }
 
-    def pick(tree, group):  # noqa: ANN001, ANN202
-        flat = dict(zip(names(tree), jax.tree.leaves(tree)))
+    def pick(tree, group):
+        flat = dict(zip(names(tree), jax.tree.leaves(tree), strict=True))
         return [flat[n] for n in members[group]]
 
     state = tx.init(params)
@@ -91,7 +108,7 @@ def test_equinox_model_filtered_with_none_and_non_array_leaves_under_jit(model, 
     assert tx.init(model) is not None  # the unfiltered model inits too: non-arrays are skipped
 
     @eqx.filter_jit
-    def step(tx, model, state, x):  # noqa: ANN001, ANN202
+    def step(tx, model, state, x):
         params = eqx.filter(model, eqx.is_array)
         params = eqx.tree_at(lambda m: m.head, params, None)
         grads = eqx.filter_grad(lambda p, m: jnp.sum(eqx.combine(p, m)(x) ** 2))(params, model)
@@ -129,35 +146,45 @@ def test_table_shows_groups_patterns_and_totals(model):
     lines = table.splitlines()
     assert lines[0].split() == ["parameter", "group", "shape", "dtype", "pattern"]
     assert any(line.split()[:2] == ["encoder.norm.weight", "norms"] for line in lines)
-    assert any(line.startswith("encoder.activation") and "not a parameter" in line
-               for line in lines)
+    assert any(
+        line.startswith("encoder.activation") and "not a parameter" in line for line in lines
+    )
     assert "norms: 4 leaves, 24 elements" in table
     assert "default: 6 leaves, 86 elements" in table
 
 
 def test_unmatched_params_without_a_default_are_named(params):
     tx = param_groups([(r"encoder\..*", adam(0.1))])
-    with pytest.raises(ValueError, match=r"no pattern matches decoder\.b, decoder\.w, head\.b, "
-                                         r"head\.w and there is no default group"):
+    with pytest.raises(
+        ValueError,
+        match=r"no pattern matches decoder\.b, decoder\.w, head\.b, "
+        r"head\.w and there is no default group",
+    ):
         tx.init(params)
 
 
 def test_a_pattern_that_matches_nothing_is_reported(params):
-    tx = param_groups([(r"encoder\..*", adam(0.1)), (r"enocder\..*", sgd(0.1))],
-                      default=adam(0.1))
-    with pytest.raises(ValueError, match=r"the pattern 'enocder\\\\\.\.\*' of group 'group_1' "
-                                         r"matches no parameter.*encoder\.b"):
+    tx = param_groups([(r"encoder\..*", adam(0.1)), (r"enocder\..*", sgd(0.1))], default=adam(0.1))
+    with pytest.raises(
+        ValueError,
+        match=r"the pattern 'enocder\\\\\.\.\*' of group 'group_1' "
+        r"matches no parameter.*encoder\.b",
+    ):
         tx.init(params)
-    loose = param_groups([(r"encoder\..*", adam(0.1)), (r"enocder\..*", sgd(0.1))],
-                         default=adam(0.1), strict=False)
+    loose = param_groups(
+        [(r"encoder\..*", adam(0.1)), (r"enocder\..*", sgd(0.1))], default=adam(0.1), strict=False
+    )
     with pytest.warns(UserWarning, match="matches no parameter"):
         loose.init(params)
 
 
 def test_a_pattern_shadowed_by_an_earlier_one_is_reported(params):
     tx = param_groups({"all": (r".*", adam(0.1)), "heads": (r"head\..*", sgd(0.1))})
-    with pytest.raises(ValueError, match=r"group 'heads' gets no parameter: every name its "
-                                         r"pattern .* is taken by an earlier group \('all'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"group 'heads' gets no parameter: every name its "
+        r"pattern .* is taken by an earlier group \('all'\)",
+    ):
         tx.init(params)
 
 

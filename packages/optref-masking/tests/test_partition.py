@@ -7,6 +7,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+
 from optref.core import TreeMismatchError, adam, chain, set_to_zero, sgd
 from optref.masking import (
     MaskedNode,
@@ -19,9 +20,10 @@ from optref.masking import (
 )
 
 
-def same(a, b) -> bool:  # noqa: ANN001
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b),
-                                                    strict=True))
+def same(a, b) -> bool:
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
 
 
 def test_each_label_gets_its_own_transformation(params, random_like):
@@ -46,11 +48,14 @@ def test_each_label_gets_its_own_transformation(params, random_like):
 
 def test_labels_as_a_prefix_or_a_function(params, random_like):
     g = random_like(0, params)
-    by_prefix = partition({"x": adam(0.1), "y": sgd(0.1)},
-                          {"encoder": "x", "decoder": "y", "head": "y"})
+    by_prefix = partition(
+        {"x": adam(0.1), "y": sgd(0.1)}, {"encoder": "x", "decoder": "y", "head": "y"}
+    )
 
-    def label_fn(tree):  # noqa: ANN001, ANN202
-        return {k: jax.tree.map(lambda _: "x" if k == "encoder" else "y", v) for k, v in tree.items()}
+    def label_fn(tree):
+        return {
+            k: jax.tree.map(lambda _: "x" if k == "encoder" else "y", v) for k, v in tree.items()
+        }
 
     by_function = multi_transform({"x": adam(0.1), "y": sgd(0.1)}, label_fn)
     u1, _ = by_prefix.update(g, by_prefix.init(params), params)
@@ -61,8 +66,12 @@ def test_labels_as_a_prefix_or_a_function(params, random_like):
 def test_groups_by_path_and_table(params):
     tx = partition({"x": adam(0.1), "y": sgd(0.1)}, {"encoder": "x", "decoder": "y", "head": "y"})
     assert tx.groups_by_path(params) == {
-        "decoder.b": "y", "decoder.w": "y", "encoder.b": "x", "encoder.w": "x",
-        "head.b": "y", "head.w": "y",
+        "decoder.b": "y",
+        "decoder.w": "y",
+        "encoder.b": "x",
+        "encoder.w": "x",
+        "head.b": "y",
+        "head.w": "y",
     }
     table = tx.group_table(params)
     assert "encoder.w  x      (4, 6)  float32" in table
@@ -71,8 +80,11 @@ def test_groups_by_path_and_table(params):
 
 def test_a_label_without_a_transformation_is_named_with_its_paths(params):
     tx = partition({"x": adam(0.1)}, {"encoder": "x", "decoder": "x", "head": "oops"})
-    with pytest.raises(ValueError, match=r"label 'oops' \(at \['head'\]\['b'\], "
-                                         r"\['head'\]\['w'\]\).*labels \['x'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"label 'oops' \(at \['head'\]\['b'\], "
+        r"\['head'\]\['w'\]\).*labels \['x'\]",
+    ):
         tx.init(params)
 
 
@@ -84,8 +96,11 @@ def test_a_transformation_without_params_is_reported_by_name(params):
 
 def test_a_label_tree_that_does_not_fit_names_the_path(params):
     tx = partition({"x": adam(0.1)}, {"encoder": "x", "decoder": "x", "tail": "x"})
-    with pytest.raises(TreeMismatchError, match=r"param_labels has \['tail'\] which the params "
-                                                r"lack; the params have \['head'\]\['b'\]"):
+    with pytest.raises(
+        TreeMismatchError,
+        match=r"param_labels has \['tail'\] which the params "
+        r"lack; the params have \['head'\]\['b'\]",
+    ):
         tx.init(params)
 
 
@@ -105,7 +120,8 @@ def test_selective_transform_gives_frozen_params_no_state_and_zero_updates(
     assert nbytes(state) == 2 * 4 * (12 + 2) + 4
     assert nbytes(adam(0.1).init(params)) == 2 * 4 * (24 + 6 + 36 + 6 + 12 + 2) + 4
     # A function of the params as freeze_mask (an optref extension).
-    by_fn = selective_transform(adam(0.1), freeze_mask=lambda p: jax.tree.map(lambda x: x.ndim == 1, p))
+    by_ndim = lambda p: jax.tree.map(lambda x: x.ndim == 1, p)  # noqa: E731
+    by_fn = selective_transform(adam(0.1), freeze_mask=by_ndim)
     assert by_fn.groups_by_path(params)["head.b"] == "freeze"
 
 

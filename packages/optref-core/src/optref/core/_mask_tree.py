@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 from jaxtyping import PyTree
 
 from ._tree_check import TreeMismatchError, path_str
@@ -57,15 +58,15 @@ def broadcast_prefix(
     except (ValueError, TypeError) as error:
         prefix_paths = [p for p, _ in prefix_leaves]
         tree_paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-        extra = [path_str(p) for p in prefix_paths if not any(
-            q[: len(p)] == p for q in tree_paths)]
+        extra = [path_str(p) for p in prefix_paths if not any(q[: len(p)] == p for q in tree_paths)]
         uncovered = [path_str(p) for p in tree_paths if not _covered(p, prefix_paths)]
         detail = []
         if extra:
             detail.append(f"{argument} has {', '.join(extra[:5])} which the params lack")
         if uncovered:
-            detail.append(f"the params have {', '.join(uncovered[:5])} which {argument} "
-                          "does not cover")
+            detail.append(
+                f"the params have {', '.join(uncovered[:5])} which {argument} does not cover"
+            )
         shown = f" ({'; '.join(detail)})" if detail else ""
         raise TreeMismatchError(
             f"{where}: {argument} is neither the params' structure nor a prefix of it"
@@ -76,8 +77,7 @@ def broadcast_prefix(
         for path, value in prefix_leaves:
             if not check_leaf(value):
                 raise TreeMismatchError(
-                    f"{where}: {argument} must hold {expected}, got {value!r} at "
-                    f"{path_str(path)}."
+                    f"{where}: {argument} must hold {expected}, got {value!r} at {path_str(path)}."
                 )
     broadcast = [
         jax.tree.map(lambda _, v=value: v, sub)
@@ -87,7 +87,8 @@ def broadcast_prefix(
 
 
 def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool) or getattr(value, "dtype", None) == bool
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, bool) or (dtype is not None and np.dtype(dtype) == np.bool_)
 
 
 def broadcast_mask(

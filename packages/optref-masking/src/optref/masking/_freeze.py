@@ -8,6 +8,7 @@ from typing import Any
 import equinox as eqx
 import jax
 from jaxtyping import PyTree
+
 from optref.core import GradientTransformation, is_tree_function, set_to_zero
 
 from ._masked import Masked, masked, static_mask
@@ -70,6 +71,4 @@ def selective_transform(
         labels: Any = FreezeLabels(freeze_mask)
     else:
         labels = _freeze_labels(freeze_mask)
-    return Partition(
-        {"train": optimizer, "freeze": set_to_zero()}, labels, unused="ignore"
-    )
+    return Partition({"train": optimizer, "freeze": set_to_zero()}, labels, unused="ignore")

@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 import numpy as np
 from jaxtyping import PyTree, jaxtyped
+
 from optref.core import (
     GradientTransformation,
     TreeMismatchError,
@@ -17,6 +18,7 @@ from optref.core import (
     is_tree_function,
     path_str,
 )
+from optref.core._hyperparameters import is_concrete
 from optref.core._inner import check_inner
 from optref.core._typecheck import typechecker
 
@@ -57,13 +59,14 @@ def _is_none(x: Any) -> bool:
 def _static_bool(value: Any, path: tuple[Any, ...], where: str, argument: str) -> Any:
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    if isinstance(value, jax.core.Tracer):
+    if not is_concrete(value):
         raise TypeError(
             f"{where}: {argument} must be static (Python bools), got a traced value at "
             f"{path_str(path)}. Build masks from shapes, dtypes or paths, not from values, "
             "and keep them out of jit's traced arguments (use eqx.filter_jit)."
         )
-    if getattr(value, "dtype", None) != bool:
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or np.dtype(dtype) != np.bool_:
         return value  # not a boolean: broadcast_mask reports it with its path
     array = np.asarray(value)
     if array.shape != ():
@@ -89,8 +92,9 @@ def resolve_mask(
     ``mask`` is a tree of bools with ``tree``'s structure, a prefix of it, or a function
     of ``tree`` returning one (:func:`optref.core.broadcast_mask`).
     """
-    return static_mask(broadcast_mask(mask, tree, where=where, argument=argument), where=where,
-                       argument=argument)
+    return static_mask(
+        broadcast_mask(mask, tree, where=where, argument=argument), where=where, argument=argument
+    )
 
 
 def mask_tree(tree: PyTree, mask: PyTree) -> PyTree:
@@ -101,9 +105,7 @@ def mask_tree(tree: PyTree, mask: PyTree) -> PyTree:
     tree that holds a non-array leaf there (the unfiltered model given as params) lines
     up with the updates.
     """
-    return jax.tree.map(
-        lambda m, x: x if m is True else MaskedNode(), mask, tree, is_leaf=_is_none
-    )
+    return jax.tree.map(lambda m, x: x if m is True else MaskedNode(), mask, tree, is_leaf=_is_none)
 
 
 def _mask_extra(
@@ -174,7 +176,12 @@ class Masked(GradientTransformation):
         check_state(self, updates, state, MaskedState)
         mask = resolve_mask(self.mask, updates, where="masked")
         return apply_masked(
-            self.inner, mask, updates, state, params, extra,
+            self.inner,
+            mask,
+            updates,
+            state,
+            params,
+            extra,
             mask_compatible_extra_args=self.mask_compatible_extra_args,
         )
 

@@ -9,11 +9,12 @@ from typing import Any
 import equinox as eqx
 import jax
 from jaxtyping import PyTree
+
 from optref.core import GradientTransformation
 
 from ._group_table import NOT_A_PARAMETER, format_group_table
-from ._paths import named_leaves, path_name
 from ._partition import Partition
+from ._paths import named_leaves, path_name
 
 __all__ = ["DEFAULT_GROUP", "ParamGroups", "PathLabels", "param_groups", "path_labels"]
 
@@ -141,14 +142,12 @@ class ParamGroups(Partition):
         problems = []
         for group in self._unused(labels):
             if group == path_labels_.default:
-                problems.append(f"the default group gets no parameter (every one matches a "
-                                "pattern)")
+                problems.append("the default group gets no parameter (every one matches a pattern)")
                 continue
             pattern = path_labels_.patterns[path_labels_.names.index(group)]
             matched = [n for n in names if re.fullmatch(pattern, n)]
             if not matched:
-                problems.append(f"the pattern {pattern!r} of group {group!r} matches no "
-                                "parameter")
+                problems.append(f"the pattern {pattern!r} of group {group!r} matches no parameter")
             else:
                 earlier = sorted({path_labels_.matches(n)[0] for n in matched})
                 problems.append(
@@ -168,9 +167,13 @@ class ParamGroups(Partition):
     def group_table(self, params: PyTree) -> str:
         """A printable table of every parameter's group and the pattern that matched it."""
         path_labels_: PathLabels = self.param_labels
-        patterns = dict(zip(path_labels_.names, path_labels_.patterns, strict=True))
+        patterns: dict[Hashable, str] = dict(
+            zip(path_labels_.names, path_labels_.patterns, strict=True)
+        )
         return format_group_table(
-            params, self._checked_labels(params), list(self.transforms),
+            params,
+            self._checked_labels(params),
+            list(self.transforms),
             note=lambda group: patterns.get(group, "(no pattern matched)"),
             note_header="pattern",
         )

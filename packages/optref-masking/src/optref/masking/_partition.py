@@ -9,6 +9,7 @@ from typing import Any, Literal
 import equinox as eqx
 import jax
 from jaxtyping import PyTree, jaxtyped
+
 from optref.core import (
     GradientTransformation,
     StateMismatchError,
@@ -75,8 +76,12 @@ class Partition(GradientTransformation):
     def labels(self, tree: PyTree) -> PyTree:
         """The label of every leaf of ``tree`` (a tree with its structure; ``None`` kept)."""
         return broadcast_prefix(
-            self.param_labels, tree, where=transformation_name(self), argument="param_labels",
-            check_leaf=_is_label, expected="hashable labels (strings, ints)",
+            self.param_labels,
+            tree,
+            where=transformation_name(self),
+            argument="param_labels",
+            check_leaf=_is_label,
+            expected="hashable labels (strings, ints)",
         )
 
     def _missing(self, labels: PyTree) -> dict[Hashable, list[str]]:
@@ -159,8 +164,13 @@ class Partition(GradientTransformation):
         inner_states = {}
         for label, tx in self.transforms.items():
             updates, inner_states[label] = apply_masked(
-                tx, self._group_mask(labels, label), updates, state.inner_states[label],
-                params, extra, mask_compatible_extra_args=self.mask_compatible_extra_args,
+                tx,
+                self._group_mask(labels, label),
+                updates,
+                state.inner_states[label],
+                params,
+                extra,
+                mask_compatible_extra_args=self.mask_compatible_extra_args,
             )
         return updates, PartitionState(inner_states=inner_states)
 
@@ -224,4 +234,6 @@ def multi_transform(
 
     Reference: ``optax.multi_transform``.
     """
-    return partition(transforms, param_labels, mask_compatible_extra_args=mask_compatible_extra_args)
+    return partition(
+        transforms, param_labels, mask_compatible_extra_args=mask_compatible_extra_args
+    )
