@@ -97,6 +97,33 @@ def _mlp_loss(params: PyTree) -> Array:
     return jnp.mean(jnp.abs(out - jnp.asarray(_MLP_Y, dtype)) ** 2)
 
 
+_ILL_DIAG = np.logspace(0, 4, 6)
+
+
+def _ill_conditioned_init(dtype: Any) -> PyTree:
+    return jnp.asarray(np.linspace(1.0, -1.0, 6), dtype)
+
+
+def _ill_conditioned_loss(x: Array) -> Array:
+    diag = jnp.asarray(_ILL_DIAG, x.dtype)
+    return 0.5 * jnp.sum(diag * (x - 0.5) ** 2)
+
+
+_LOGISTIC_X = np.random.default_rng(2).normal(size=(32, 4))
+_LOGISTIC_Y = (_LOGISTIC_X @ np.array([1.0, -1.0, 0.5, 0.0]) > 0).astype(np.float64)
+
+
+def _logistic_init(dtype: Any) -> PyTree:
+    return {"w": jnp.zeros(4, dtype), "b": jnp.zeros((), dtype)}
+
+
+def _logistic_loss(params: PyTree) -> Array:
+    dtype = params["w"].dtype
+    logits = jnp.asarray(_LOGISTIC_X, dtype) @ params["w"] + params["b"]
+    y = jnp.asarray(_LOGISTIC_Y, dtype)
+    return jnp.mean(jnp.logaddexp(0.0, logits) - y * logits) + 1e-2 * jnp.sum(params["w"] ** 2)
+
+
 def _bilinear_init(dtype: Any) -> PyTree:
     return {"x": jnp.asarray([1.0], dtype), "y": jnp.asarray([1.0], dtype)}
 
@@ -118,6 +145,10 @@ PROBLEMS: dict[str, Problem] = {
                 "The 4-dimensional Rosenbrock function (b = 10) from (-1.2, 1, -0.5, 0.8)."),
         Problem("mlp", _mlp_init, _mlp_loss, True,
                 "A 3-8-1 tanh network fitted to 16 fixed points (least squares)."),
+        Problem("ill_conditioned_quadratic", _ill_conditioned_init, _ill_conditioned_loss,
+                False, "A diagonal quadratic in 6 variables, condition number 1e4."),
+        Problem("logistic", _logistic_init, _logistic_loss, False,
+                "L2-regularised logistic regression on 32 fixed points in 4 dimensions."),
         Problem("bilinear", _bilinear_init, _bilinear_loss, False,
                 "The min-max game min_x max_y x*y, as a gradient field (x, -y)."),
     ]
