@@ -108,6 +108,9 @@ def audit(session: nox.Session, optax: str) -> None:
     session.install(f"optax=={optax}")
     out = ROOT / "audit-report" / f"optax-{optax}"
     session.run("optref-audit", "--out", str(out), *session.posargs)
+    done = [str(p) for p in sorted((ROOT / "audit-report").glob("optax-*")) if p.is_dir()]
+    if len(done) > 1:
+        session.run("optref-audit", "--compare", *done, "--out", str(ROOT / "audit-report"))
 
 
 @nox.session
