@@ -17,6 +17,7 @@ __all__ = [
     "bias_correction",
     "compute_dtype",
     "debiased_momentum",
+    "moving_average",
     "safe_div",
     "safe_increment",
     "safe_l2_norm",
@@ -146,8 +147,23 @@ def debiased_momentum(
     if not nesterov:
         return mu / correction
     correction_next = bias_correction(b1, safe_increment(count)).astype(dtype)
-    beta = jnp.asarray(b1).astype(dtype)
-    return beta * (mu / correction_next) + (1 - beta) * (g.astype(dtype) / correction)
+    return moving_average(mu / correction_next, g.astype(dtype) / correction, b1)
+
+
+def moving_average(average: Array, value: Array, decay: ArrayLike) -> Array:
+    """One step of an exponential moving average, elementwise.
+
+    $$\\bar x \\mapsto \\beta\\,\\bar x + (1-\\beta)\\,x$$
+
+    ``average`` and ``value`` are arrays in the compute dtype (real or complex). The
+    complement $1-\\beta$ is formed in the hyperparameter's own dtype
+    (:func:`scalar_dtype`) before both scalars are rounded to the arrays' real dtype:
+    ``1 - float32(0.999)`` would keep only four significant digits.
+    """
+    decay = jnp.asarray(decay)
+    decay = decay.astype(scalar_dtype(decay))
+    real = jnp.finfo(jnp.result_type(average, value)).dtype
+    return (1 - decay).astype(real) * value + decay.astype(real) * average
 
 
 def adaptive_ratio(
@@ -161,8 +177,9 @@ def adaptive_ratio(
     zero is zero: for moving averages of squares, $v = 0$ only where every gradient so far
     was zero, and there $dv = 0$ too, so this is the correct derivative rather than the
     ``0 * inf = NaN`` of :func:`jax.numpy.sqrt`. The division is :func:`safe_div`, which
-    gives zero where the denominator is zero ($v = \\varepsilon = \\varepsilon_{\\mathrm{root}} = 0$,
-    where $m$ is zero too) instead of ``0/0``.
+    gives zero where the denominator is zero
+    ($v = \\varepsilon = \\varepsilon_{\\mathrm{root}} = 0$, where $m$ is zero too) instead
+    of ``0/0``.
     """
     dtype = jnp.real(second_moment).dtype
     v = jnp.real(second_moment) + jnp.asarray(eps_root).astype(dtype)
@@ -181,7 +198,10 @@ def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
     x = jnp.asarray(x)
     x = x.astype(compute_dtype(x.dtype))
     magnitude = jnp.abs(x)
-    largest = jax.lax.stop_gradient(jnp.max(magnitude)) if x.size else jnp.zeros([], magnitude.dtype)
+    if x.size:
+        largest = jax.lax.stop_gradient(jnp.max(magnitude))
+    else:
+        largest = jnp.zeros([], magnitude.dtype)
     usable = (largest > 0) & jnp.isfinite(largest)
     _, exponent = jnp.frexp(jnp.where(usable, largest, jnp.ones_like(largest)))
     scale = jnp.ldexp(jnp.ones_like(largest), exponent)
@@ -210,7 +230,8 @@ def safe_l2_norm(x: ArrayLike, min_norm: ArrayLike = 0.0) -> Array:
 def safe_rms(x: ArrayLike, min_rms: ArrayLike = 0.0) -> Array:
     """``max(rms(x), min_rms)``: the root mean square of the elements, safely.
 
-    $$\\operatorname{safe\\_rms}(x) = \\max\\Big(\\Big(\\frac{1}{n}\\sum_i |x_i|^2\\Big)^{1/2}, m\\Big)$$
+    $$\\operatorname{safe\\_rms}(x) =
+    \\max\\Big(\\Big(\\frac{1}{n}\\sum_i |x_i|^2\\Big)^{1/2}, m\\Big)$$
 
     Overflow- and underflow-free and differentiable as :func:`safe_l2_norm`. The Optax
     counterpart is ``optax.safe_root_mean_squares``.

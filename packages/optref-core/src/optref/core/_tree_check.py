@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from jaxtyping import PyTree
 
-__all__ = ["TreeMismatchError", "check_tree_fits", "path_str"]
+__all__ = ["TreeMismatchError", "check_real", "check_tree_fits", "path_str"]
 
 
 class TreeMismatchError(ValueError):
@@ -96,3 +96,19 @@ def check_tree_fits(
                     f"{np.dtype(dtype).name} but {reference_name} has dtype "
                     f"{np.dtype(ref_dtype).name}."
                 )
+
+
+def check_real(tree: PyTree, *, where: str, tree_name: str = "params") -> None:
+    """Raise :class:`TypeError` naming ``where`` and the path of the first complex leaf.
+
+    For transformations whose math needs an ordering (signs, minima, nonnegativity) and
+    so has no meaning for complex numbers. Runs at trace time only.
+    """
+    for path, leaf in _with_paths(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and np.issubdtype(np.dtype(dtype), np.complexfloating):
+            raise TypeError(
+                f"{where}: complex {tree_name} are not supported (the transformation "
+                f"compares signs or magnitudes), got {np.dtype(dtype).name} at "
+                f"{path_str(path)}."
+            )

@@ -34,7 +34,9 @@ class AddDecayedWeights(GradientTransformation):
     schedule_hyperparameters = ("weight_decay",)
 
     def __check_init__(self) -> None:
-        check_range(self, "weight_decay", self.weight_decay, 0.0)
+        # Any real rate: fromage adds the params with a negative rate (mult - 1 < 0),
+        # as Optax's add_decayed_weights allows. NaN is still rejected.
+        check_range(self, "weight_decay", self.weight_decay)
 
     def _is_schedule(self) -> bool:
         return callable(self.weight_decay) and not isinstance(self.weight_decay, jax.Array)

@@ -7,10 +7,16 @@ lives in ``optref.audit``.
 from __future__ import annotations
 
 from ._case import Call, Case, Deviation
+from ._cases_adaptive import ADAPTIVE_CASES
 from ._cases_kernel import KERNEL_CASES
+from ._cases_misc import MISC_CASES
+from ._cases_wrappers import WRAPPER_CASES
 
 __all__ = ["CASES", "Call", "Case", "Deviation"]
 
 CASES: list[Case] = [
     *KERNEL_CASES,
+    *ADAPTIVE_CASES,
+    *MISC_CASES,
+    *WRAPPER_CASES,
 ]

@@ -1,4 +1,15 @@
-"""Conformance cases of optref-linesearch against Optax (plain data; run by optref.audit)."""
+"""Conformance cases of optref-linesearch against Optax (plain data; run by optref.audit).
+
+The line searches are exercised through :func:`lbfgs`, whose chain feeds them a descent
+direction, as Optax composes it. In the cases optref's line search runs with
+``differentiable=True`` (the bounded loop, the same numbers as Optax's
+``while_loop``), so the differentiability check can go through it in reverse mode;
+Optax's cannot, which the check reports as an Optax finding.
+
+Problems beyond the runner's ``quadratic``, ``rosenbrock`` and ``mlp``:
+``ill_conditioned_quadratic`` (a quadratic with condition number 1e4) and
+``logistic_regression`` (a small L2-regularised logistic regression).
+"""
 
 from __future__ import annotations
 
@@ -6,4 +17,82 @@ from optref.core.conformance import Call, Case, Deviation
 
 __all__ = ["CASES", "Call", "Case", "Deviation"]
 
-CASES: list[Case] = []
+PROBLEMS = (
+    "quadratic", "ill_conditioned_quadratic", "rosenbrock", "logistic_regression", "mlp",
+)
+EXTRA = ("value", "grad", "value_fn")
+
+LBFGS_DIFFERENTIABILITY = Deviation(
+    check="differentiability",
+    reason=(
+        "Optax's L-BFGS divides 0 by 0 in branches that jnp.where does not take (the "
+        "initial scale at the first step, the weight of a zero curvature pair), so "
+        "gradients through it are NaN; its first-step scaling leaked gradients before "
+        "stop_gradient was added; and its line searches use an unbounded while_loop that "
+        "reverse mode cannot differentiate. optref uses safe divisions and offers "
+        "differentiable=True line searches."
+    ),
+    link="https://github.com/google-deepmind/optax/issues/1189",
+)
+
+
+def _zoom(**kwargs: object) -> tuple[Call, Call]:
+    """The zoom line search for optref (bounded loop) and for Optax, with ``kwargs``."""
+    return (
+        Call("optref.linesearch.scale_by_zoom_linesearch", "optax.scale_by_zoom_linesearch",
+             {**kwargs, "differentiable": True}),
+        Call("optref.linesearch.scale_by_zoom_linesearch", "optax.scale_by_zoom_linesearch",
+             dict(kwargs)),
+    )
+
+
+def _backtracking(**kwargs: object) -> tuple[Call, Call]:
+    """The backtracking line search for optref (bounded loop) and for Optax."""
+    return (
+        Call("optref.linesearch.scale_by_backtracking_linesearch",
+             "optax.scale_by_backtracking_linesearch", {**kwargs, "differentiable": True}),
+        Call("optref.linesearch.scale_by_backtracking_linesearch",
+             "optax.scale_by_backtracking_linesearch", dict(kwargs)),
+    )
+
+
+def _lbfgs_case(name: str, linesearch: tuple[Call, Call], **kwargs: object) -> Case:
+    ours, theirs = linesearch
+    return Case(
+        f"linesearch.lbfgs-{name}", "optref.linesearch.lbfgs", {**kwargs, "linesearch": ours},
+        "optax.lbfgs", optax_kwargs={**kwargs, "linesearch": theirs}, problems=PROBLEMS,
+        steps=30, extra_args=EXTRA, deviations=(LBFGS_DIFFERENTIABILITY,),
+    )
+
+
+CASES: list[Case] = [
+    # L-BFGS with its default line search (zoom, initial guess 1).
+    _lbfgs_case("zoom", _zoom(max_linesearch_steps=20, initial_guess_strategy="one")),
+    _lbfgs_case("zoom-memory3", _zoom(max_linesearch_steps=20, initial_guess_strategy="one"),
+                memory_size=3),
+    _lbfgs_case("zoom-keep-no_approx", _zoom(
+        max_linesearch_steps=15, initial_guess_strategy="keep", approx_dec_rtol=None,
+        max_learning_rate=2.0)),
+    _lbfgs_case("zoom-unscaled", _zoom(max_linesearch_steps=20, initial_guess_strategy="one"),
+                scale_init_precond=False),
+    _lbfgs_case("backtracking", _backtracking(max_backtracking_steps=20)),
+    _lbfgs_case("backtracking-store_grad", _backtracking(
+        max_backtracking_steps=20, store_grad=True, decrease_factor=0.5)),
+    # No line search: a fixed learning rate.
+    Case("linesearch.lbfgs-no_linesearch", "optref.linesearch.lbfgs",
+         {"learning_rate": 0.1, "linesearch": None}, "optax.lbfgs",
+         problems=("quadratic", "ill_conditioned_quadratic", "rosenbrock", "mlp"),
+         hyperparameters=("learning_rate",), deviations=(LBFGS_DIFFERENTIABILITY,)),
+    # The direction alone, applied as params - 0.1 * direction.
+    Case("linesearch.scale_by_lbfgs", "optref.linesearch.scale_by_lbfgs", {},
+         "optax.scale_by_lbfgs", step_scale=-0.1, complex_params=True,
+         deviations=(LBFGS_DIFFERENTIABILITY,)),
+    Case("linesearch.scale_by_lbfgs-memory2", "optref.linesearch.scale_by_lbfgs",
+         {"memory_size": 2}, "optax.scale_by_lbfgs", step_scale=-0.1, complex_params=True,
+         deviations=(LBFGS_DIFFERENTIABILITY,)),
+    # Unscaled, a fixed step of 0.1 diverges on Rosenbrock: the convex problems only.
+    Case("linesearch.scale_by_lbfgs-unscaled", "optref.linesearch.scale_by_lbfgs",
+         {"scale_init_precond": False}, "optax.scale_by_lbfgs", step_scale=-0.1,
+         problems=("quadratic", "ill_conditioned_quadratic", "mlp"), complex_params=True,
+         deviations=(LBFGS_DIFFERENTIABILITY,)),
+]

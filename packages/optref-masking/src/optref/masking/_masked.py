@@ -59,15 +59,15 @@ def _is_none(x: Any) -> bool:
 def _static_bool(value: Any, path: tuple[Any, ...], where: str, argument: str) -> Any:
     if isinstance(value, bool | np.bool_):
         return bool(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or np.dtype(dtype) != np.bool_:
+        return value  # not a boolean: broadcast_mask reports it with its path
     if not is_concrete(value):
         raise TypeError(
             f"{where}: {argument} must be static (Python bools), got a traced value at "
             f"{path_str(path)}. Build masks from shapes, dtypes or paths, not from values, "
             "and keep them out of jit's traced arguments (use eqx.filter_jit)."
         )
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or np.dtype(dtype) != np.bool_:
-        return value  # not a boolean: broadcast_mask reports it with its path
     array = np.asarray(value)
     if array.shape != ():
         raise TreeMismatchError(

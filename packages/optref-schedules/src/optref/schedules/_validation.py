@@ -66,6 +66,16 @@ def _reject_non_numbers(owner: object | str, name: str, value: Any, kind: str) -
 
 
 def as_value(owner: object | str, name: str, value: Any) -> Array:
+    """A real number or array as a floating JAX array (see :func:`_as_value`).
+
+    Concrete inputs stay concrete even when the factory is called inside ``jit``, so
+    they can still be checked.
+    """
+    with jax.ensure_compile_time_eval():
+        return _as_value(owner, name, value)
+
+
+def _as_value(owner: object | str, name: str, value: Any) -> Array:
     """A real number or array as a floating JAX array (the default float dtype for ints).
 
     Python numbers become weakly typed arrays of the default float dtype (float64 with
@@ -80,7 +90,7 @@ def as_value(owner: object | str, name: str, value: Any) -> Array:
         # Element by element, so Python numbers stay weakly typed (and tracers traced).
         if not value:
             return jnp.asarray(0.0).reshape(1)[:0]
-        return jnp.stack([as_value(owner, f"{name}[{i}]", v) for i, v in enumerate(value)])
+        return jnp.stack([_as_value(owner, f"{name}[{i}]", v) for i, v in enumerate(value)])
     if isinstance(value, int | float):
         # Weakly typed, like any Python scalar in JAX: with float32 arrays among the
         # other values the schedule computes in float32.
@@ -94,6 +104,15 @@ def as_value(owner: object | str, name: str, value: Any) -> Array:
 
 
 def as_steps(owner: object | str, name: str, value: Any) -> Array:
+    """A whole number of steps as an integer JAX array (see :func:`_as_steps`).
+
+    Concrete inputs stay concrete even when the factory is called inside ``jit``.
+    """
+    with jax.ensure_compile_time_eval():
+        return _as_steps(owner, name, value)
+
+
+def _as_steps(owner: object | str, name: str, value: Any) -> Array:
     """A whole number of steps (or an array of them) as an integer JAX array.
 
     Integral floats (``100.0``) are accepted; ``100.5`` is not. Integer tracers pass

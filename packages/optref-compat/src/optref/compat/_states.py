@@ -1,0 +1,348 @@
+"""Converting optimizer states between optref and Optax, so a run can switch library.
+
+optref states mirror Optax's: the same field names in the same order, chains as tuples,
+named chains as dicts. So the conversion is generic: build the target library's state
+*abstractly* (``jax.eval_shape`` of its ``init``) as a template, and fill each of its
+leaves with the source state's leaf at the same key path (``[0].mu['w']``). The
+containers (Optax NamedTuples or optref modules) come from the template; the numbers
+from the source. A leaf that one side has and the other lacks is an error that names
+the transformation it belongs to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import DictKey, GetAttrKey, SequenceKey
+from jaxtyping import PyTree
+
+from optref.core import Chain, GradientTransformation, NamedChain, StateMismatchError
+
+from ._counterparts import NoCounterpartError, optax_counterpart
+from ._describe import (
+    _inner_transformations,
+    _transformation_fields,
+    describe_params,
+    describe_state,
+    describe_transformation,
+    optax_name,
+)
+
+__all__ = ["StateConversionError", "state_from_optax", "state_to_optax"]
+
+
+class StateConversionError(StateMismatchError):
+    """A state cannot be converted: it belongs to another optimizer or other params, or
+    a leaf of it has no counterpart in the other library."""
+
+
+def state_to_optax(tx: GradientTransformation, state: PyTree, params: PyTree | None = None) -> Any:
+    """The Optax state that ``tx``'s Optax counterpart would hold, from ``tx``'s state.
+
+    $$s^{\\mathrm{optax}} = \\operatorname{fill}\\big(\\operatorname{eval\\_shape}(
+    \\mathrm{counterpart}(T).\\mathrm{init}, p),\\ s^{\\mathrm{optref}}\\big)$$
+
+    The result is a genuine Optax state (NamedTuples, tuples, dicts): pass it to
+    ``optax_counterpart(tx).update`` (or to the same optimizer built with Optax) to go on
+    with Optax, and read it with ``optax.tree_utils.tree_get``. Every leaf is the same
+    quantity as the optref leaf at the same key path, cast to the dtype Optax gives it.
+
+    ``params`` (optional) are the params the state was built for; without them they are
+    found in the state itself (the subtree from which ``tx.init`` rebuilds the state's
+    layout), which works whenever the state holds a params-shaped field.
+
+    Raises :class:`StateConversionError` for a state of another optimizer or of other
+    params (naming both) and :class:`NoCounterpartError` naming a member of ``tx`` that
+    has no Optax counterpart. Reference: the state layouts of Optax's transformations.
+    """
+    where = f"state_to_optax({describe_transformation(tx)})"
+    opt = _counterpart(tx, where)
+    params = _params_for(
+        tx.init, state, params, where=where, owner=describe_transformation(tx),
+        library="optref", preferred=_preferred_paths(state),
+    )
+    template = _abstract_init(opt.init, params, where, f"the Optax counterpart {optax_name(opt)}")
+    return _transplant(state, template, tx, where, "optref state", "Optax state")
+
+
+def state_from_optax(
+    tx: GradientTransformation, optax_state: PyTree, params: PyTree | None = None
+) -> Any:
+    """``tx``'s state, from the state of its Optax counterpart.
+
+    $$s^{\\mathrm{optref}} = \\operatorname{fill}\\big(\\operatorname{eval\\_shape}(
+    T.\\mathrm{init}, p),\\ s^{\\mathrm{optax}}\\big)$$
+
+    ``optax_state`` is a state of the Optax optimizer that computes what ``tx`` does
+    (``optax.adam(1e-3)`` for ``optref.core.adam(1e-3)``, ``optax.chain(...)`` for a
+    chain, ...). The result is ``tx``'s own state type, ready for ``tx.update``. See
+    :func:`state_to_optax` for ``params`` and the errors.
+    """
+    where = f"state_from_optax({describe_transformation(tx)})"
+    opt = _counterpart(tx, where)
+    params = _params_for(
+        opt.init, optax_state, params, where=where,
+        owner=f"its Optax counterpart {optax_name(opt)}", library="Optax",
+        preferred=_preferred_paths_of(tx) if params is None else [],
+    )
+    template = _abstract_init(tx.init, params, where, describe_transformation(tx))
+    return _transplant(optax_state, template, tx, where, "Optax state", "optref state")
+
+
+def _counterpart(tx: GradientTransformation, where: str) -> Any:
+    if not isinstance(tx, GradientTransformation):
+        raise TypeError(
+            f"{where}: tx must be an optref GradientTransformation, got {type(tx).__name__}."
+        )
+    try:
+        return optax_counterpart(tx)
+    except NoCounterpartError as error:
+        raise NoCounterpartError(f"{where}: {error}") from None
+
+
+def _abstract_init(init: Callable[[PyTree], Any], params: PyTree, where: str, what: str) -> Any:
+    try:
+        return jax.eval_shape(init, params)
+    except StateMismatchError:
+        raise
+    except Exception as error:
+        raise StateConversionError(
+            f"{where}: {what}.init failed on params {describe_params(params)}: {error}"
+        ) from error
+
+
+def _signature(tree: PyTree) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
+    leaves, treedef = jax.tree.flatten(tree)
+    shapes = tuple(tuple(np.shape(x)) for x in leaves)
+    dtypes = tuple(jnp.result_type(x) if hasattr(x, "dtype") else type(x) for x in leaves)
+    return treedef, shapes, dtypes
+
+
+def _subtrees(tree: PyTree, path: str = "") -> Iterator[tuple[str, PyTree]]:
+    """``(key path, subtree)`` for every subtree of ``tree``, parents before children."""
+    yield path, tree
+    if tree is None or jax.tree_util.treedef_is_leaf(jax.tree.structure(tree)):
+        return
+    children = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is not tree)[0]
+    for key, child in children:
+        yield from _subtrees(child, path + jax.tree_util.keystr(key))
+
+
+def _params_like_paths(state: PyTree, path: str = "") -> Iterator[tuple[str, bool]]:
+    """The key paths of the params-shaped fields of an optref state, with ``follows_dtype``.
+
+    optref declares them with :func:`optref.core.params_like`; they are where the params
+    are found first (a state converts in one trace instead of a search).
+    """
+    if isinstance(state, eqx.Module):
+        for field in dataclasses.fields(state):
+            here = f"{path}.{field.name}"
+            if field.metadata.get("params_like", False):
+                yield here, field.metadata.get("follows_dtype", True)
+            else:
+                yield from _params_like_paths(getattr(state, field.name), here)
+    elif isinstance(state, tuple | list):
+        for index, value in enumerate(state):
+            yield from _params_like_paths(value, f"{path}[{index}]")
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            yield from _params_like_paths(value, f"{path}[{key!r}]")
+
+
+def _preferred_paths(state: PyTree) -> list[str]:
+    found = list(_params_like_paths(state))
+    return [p for p, follows in found if follows] + [p for p, follows in found if not follows]
+
+
+def _infer_params(
+    init: Callable[[PyTree], Any], state: PyTree, preferred: list[str] = ()
+) -> PyTree | None:
+    """The params (abstract) for which ``init`` builds a state of ``state``'s layout.
+
+    Tries the subtrees of the state: first those at the ``preferred`` key paths (the
+    params-shaped fields of optref states), then all of them, largest first. A candidate
+    that reproduces the dtypes too is preferred. ``None`` when no subtree does.
+    """
+    target = _signature(state)
+    subtrees = dict(_subtrees(state))
+    ordered = [subtrees[p] for p in preferred if p in subtrees] + [*subtrees.values(), None]
+    seen: set[Any] = set()
+    fallback = None
+    for candidate in ordered:
+        leaves = jax.tree.leaves(candidate)
+        if not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves):
+            continue
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), candidate)
+        key = _signature(abstract)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            built = _signature(jax.eval_shape(init, abstract))
+        except Exception:
+            continue
+        if built[:2] == target[:2]:
+            if built[2] == target[2]:
+                return abstract
+            fallback = abstract if fallback is None else fallback
+    return fallback
+
+
+def _preferred_paths_of(tx: GradientTransformation) -> list[str]:
+    """The params-shaped fields of ``tx``'s state, from its state for a scalar param."""
+    try:
+        layout = jax.eval_shape(tx.init, jax.ShapeDtypeStruct((), jnp.float32))
+    except Exception:
+        return []
+    return _preferred_paths(layout)
+
+
+def _params_for(
+    init: Callable[[PyTree], Any],
+    state: PyTree,
+    params: PyTree | None,
+    *,
+    where: str,
+    owner: str,
+    library: str,
+    preferred: list[str],
+) -> PyTree:
+    """The params to build the template from, after checking that ``state`` fits them."""
+    if params is not None:
+        try:
+            expected = jax.eval_shape(init, params)
+        except Exception as error:
+            raise StateConversionError(
+                f"{where}: {owner}.init failed on the params given "
+                f"({describe_params(params)}): {error}"
+            ) from error
+        if _signature(expected)[:2] == _signature(state)[:2]:
+            return params
+        inferred = _infer_params(init, state, preferred)
+        if inferred is not None:
+            raise StateConversionError(
+                f"{where}: the {library} state was built for params {describe_params(inferred)}, "
+                f"not for the params given, {describe_params(params)}."
+            )
+        raise StateConversionError(
+            f"{where}: the {library} state is not a state of {owner}: for these params "
+            f"{owner} has the state {describe_state(expected)}, got {describe_state(state)}. "
+            "Was it built by another optimizer?"
+        )
+    inferred = _infer_params(init, state, preferred)
+    if inferred is None:
+        raise StateConversionError(
+            f"{where}: the {library} state {describe_state(state)} is not a state of {owner}"
+            f"{_layout_of(init, state)}: no params give {owner} a state of this layout. Was it "
+            "built by another optimizer? (If the state holds no params-shaped field, pass "
+            "params=.)"
+        )
+    return inferred
+
+
+def _layout_of(init: Callable[[PyTree], Any], state: PyTree) -> str:
+    """`` (whose state is ...)``: the layout of ``init``'s state, for an error message."""
+    leaves = [x for x in jax.tree.leaves(state) if hasattr(x, "shape") and hasattr(x, "dtype")]
+    for params in [*leaves[:1], None]:
+        try:
+            return f" (whose state is {describe_state(jax.eval_shape(init, params))})"
+        except Exception:
+            continue
+    return ""
+
+
+def _child(node: Any, key: Any) -> GradientTransformation | None:
+    """The member of the transformation ``node`` whose state is under ``key``, if any."""
+    if isinstance(node, Chain) and isinstance(key, SequenceKey):
+        return node.transformations[key.idx]
+    if isinstance(node, NamedChain) and isinstance(key, DictKey) and key.key in node.names:
+        return node.transformations[node.names.index(key.key)]
+    if not isinstance(node, GradientTransformation):
+        return None
+    members = [
+        (label, member)
+        for _, value in _transformation_fields(node)
+        for label, member in _inner_transformations(value)
+    ]
+    if isinstance(key, DictKey):
+        chosen = [m for label, m in members if label == f"{key.key}="]
+        return chosen[0] if chosen else None
+    if isinstance(key, GetAttrKey) and len(members) == 1:
+        return members[0][1]  # a wrapper's inner_state
+    return None
+
+
+def _owner(tx: GradientTransformation, path: tuple[Any, ...]) -> str:
+    """The member of ``tx`` that owns the state leaf at ``path``, named with its position."""
+    node: Any = tx
+    position, node_position = "", ""
+    for key in path:
+        position += jax.tree_util.keystr((key,))
+        child = _child(node, key)
+        if child is not None:
+            node, node_position = child, position
+    if node is tx:
+        return describe_transformation(tx)
+    return f"{describe_transformation(node)} (at {node_position} in {describe_transformation(tx)})"
+
+
+def _transplant(
+    source: PyTree,
+    template: PyTree,
+    tx: GradientTransformation,
+    where: str,
+    source_name: str,
+    target_name: str,
+) -> Any:
+    """``template``'s containers filled with ``source``'s leaves, matched by key path."""
+    source_leaves, _ = jax.tree_util.tree_flatten_with_path(source)
+    template_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    by_path = {jax.tree_util.keystr(p): (p, leaf) for p, leaf in source_leaves}
+    target_paths = {jax.tree_util.keystr(p): p for p, _ in template_leaves}
+    missing = [k for k in target_paths if k not in by_path]
+    if missing:
+        key = missing[0]
+        raise StateConversionError(
+            f"{where}: {_owner(tx, target_paths[key])}: the {target_name} has {key}, which "
+            f"the {source_name} lacks, so there is nothing to convert it from"
+            + (f" (nor {', '.join(missing[1:4])})" if len(missing) > 1 else "")
+            + f". {source_name}: {describe_state(source)}; {target_name}: "
+            f"{describe_state(template)}."
+        )
+    extra = [k for k in by_path if k not in target_paths]
+    if extra:
+        key = extra[0]
+        raise StateConversionError(
+            f"{where}: {_owner(tx, by_path[key][0])}: the {source_name} has {key}, which the "
+            f"{target_name} lacks (no counterpart for it)"
+            + (f" (nor for {', '.join(extra[1:4])})" if len(extra) > 1 else "")
+            + f". {source_name}: {describe_state(source)}; {target_name}: "
+            f"{describe_state(template)}."
+        )
+    leaves = []
+    for path, reference in template_leaves:
+        key = jax.tree_util.keystr(path)
+        value = by_path[key][1]
+        shape, target_shape = tuple(np.shape(value)), tuple(reference.shape)
+        if shape != target_shape:
+            raise StateConversionError(
+                f"{where}: {_owner(tx, path)}: at {key} the {source_name} has shape {shape} "
+                f"but the {target_name} has shape {target_shape}."
+            )
+        dtype, target_dtype = jnp.result_type(value), reference.dtype
+        if dtype != target_dtype:
+            if not np.can_cast(dtype, target_dtype, casting="same_kind"):
+                raise StateConversionError(
+                    f"{where}: {_owner(tx, path)}: at {key} the {source_name} has dtype "
+                    f"{np.dtype(dtype).name}, which does not convert to the {target_name}'s "
+                    f"{np.dtype(target_dtype).name} without losing its kind."
+                )
+            value = jnp.asarray(value).astype(target_dtype)
+        leaves.append(value)
+    return jax.tree_util.tree_unflatten(treedef, leaves)

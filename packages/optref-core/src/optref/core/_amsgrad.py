@@ -1,0 +1,145 @@
+"""AMSGrad: Adam with a non-decreasing second moment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._chain import Chain, chain
+from ._hyperparameters import ScalarOrSchedule, check_range
+from ._numerics import (
+    abs_sq,
+    adaptive_ratio,
+    bias_correction,
+    compute_dtype,
+    debiased_momentum,
+    moving_average,
+    safe_increment,
+)
+from ._scale import scale_by_learning_rate
+from ._tree import tree_map_unzip, tree_zeros_like
+from ._typecheck import typechecker
+
+__all__ = ["ScaleByAmsgrad", "ScaleByAmsgradState", "amsgrad", "scale_by_amsgrad"]
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleByAmsgradState(eqx.Module):
+    """The step count, Adam's moments ``mu`` and ``nu``, and the running maximum ``nu_max``."""
+
+    count: Int[Array, ""]
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    nu_max: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+
+
+class ScaleByAmsgrad(GradientTransformation):
+    """Scale by the first moment over the root of the running maximum of the second."""
+
+    b1: Array = 0.9
+    b2: Array = 0.999
+    eps: Array = 1e-8
+    eps_root: Array = 0.0
+    mu_dtype: Any = eqx.field(static=True, default=None)
+    bias_correction_mu: bool = eqx.field(static=True, default=True)
+    bias_correction_nu: bool = eqx.field(static=True, default=True)
+    scalar_hyperparameters = ("b1", "b2", "eps", "eps_root")
+
+    def __check_init__(self) -> None:
+        check_range(self, "b1", self.b1, 0.0, 1.0, high_inclusive=False)
+        check_range(self, "b2", self.b2, 0.0, 1.0, high_inclusive=False)
+        check_range(self, "eps", self.eps, 0.0)
+        check_range(self, "eps_root", self.eps_root, 0.0)
+
+    def init(self, params: PyTree) -> ScaleByAmsgradState:
+        return ScaleByAmsgradState(
+            count=jnp.zeros([], jnp.int32),
+            mu=tree_zeros_like(params, dtype=self.mu_dtype),
+            nu=tree_zeros_like(params),
+            nu_max=tree_zeros_like(params),
+        )
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, ScaleByAmsgradState]:
+        check_state(self, updates, state, ScaleByAmsgradState, params)
+        count = safe_increment(state.count)
+        b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
+        correction_nu = bias_correction(b2, count)
+
+        def leaf(g: Array, m: Array, v: Array, v_max: Array) -> tuple[Array, ...]:
+            work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
+            real = jnp.finfo(work).dtype
+            g_w = g.astype(work)
+            m_new = moving_average(m.astype(work), g_w, b1)
+            v_new = moving_average(jnp.real(v.astype(work)), abs_sq(g_w), b2)
+            m_hat = debiased_momentum(m_new, g_w, b1, count) if self.bias_correction_mu else m_new
+            v_eff = v_new / correction_nu.astype(real) if self.bias_correction_nu else v_new
+            v_max_new = jnp.maximum(jnp.real(v_max.astype(work)), v_eff)
+            step = adaptive_ratio(m_hat, v_max_new, eps, eps_root)
+            return (
+                step.astype(g.dtype),
+                m_new.astype(m.dtype),
+                v_new.astype(v.dtype),
+                v_max_new.astype(v_max.dtype),
+            )
+
+        new_updates, mu, nu, nu_max = tree_map_unzip(
+            leaf, 4, updates, state.mu, state.nu, state.nu_max
+        )
+        return new_updates, ScaleByAmsgradState(count=count, mu=mu, nu=nu, nu_max=nu_max)
+
+
+def scale_by_amsgrad(
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+) -> ScaleByAmsgrad:
+    """Rescale updates by AMSGrad: Adam whose second moment never decreases.
+
+    $$\\begin{aligned}
+    m_t &= \\beta_1 m_{t-1} + (1-\\beta_1) g_t, \\qquad
+    v_t = \\beta_2 v_{t-1} + (1-\\beta_2) |g_t|^2, \\\\
+    v^{\\max}_t &= \\max\\big(v^{\\max}_{t-1},\\ \\tilde v_t\\big), \\qquad
+    \\text{update}_t = \\frac{\\tilde m_t}{\\sqrt{v^{\\max}_t + \\varepsilon_{\\mathrm{root}}}
+    + \\varepsilon},
+    \\end{aligned}$$
+
+    where $\\tilde m_t = m_t / (1-\\beta_1^t)$ with ``bias_correction_mu`` (else $m_t$) and
+    $\\tilde v_t = v_t / (1-\\beta_2^t)$ with ``bias_correction_nu`` (else $v_t$). With both
+    flags ``False`` this is the algorithm of the paper. ``mu_dtype`` stores the first
+    moment in another dtype. Reference: Reddi, Kale & Kumar, *On the Convergence of Adam
+    and Beyond* (2018); Optax: ``optax.scale_by_amsgrad``.
+    """
+    return ScaleByAmsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu)
+
+
+def amsgrad(
+    learning_rate: ScalarOrSchedule,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.999,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+) -> Chain:
+    """The AMSGrad optimizer: :func:`scale_by_amsgrad`, then the learning rate.
+
+    $$p_t = p_{t-1} - \\eta_t\\,\\frac{\\tilde m_t}{\\sqrt{v^{\\max}_t +
+    \\varepsilon_{\\mathrm{root}}} + \\varepsilon}$$
+
+    Reference: Reddi et al. (2018); ``optax.amsgrad``.
+    """
+    return chain(
+        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu),
+        scale_by_learning_rate(learning_rate),
+    )

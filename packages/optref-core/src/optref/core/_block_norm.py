@@ -1,0 +1,100 @@
+"""Per-block scaling: each leaf (a weight matrix, a bias vector) by a scalar of its own."""
+
+from __future__ import annotations
+
+import abc
+
+import jax
+from jaxtyping import Array, PyTree
+
+from ._hyperparameters import check_range, transformation_name
+from ._numerics import compute_dtype, safe_l2_norm, safe_rms
+from ._stateless import _StatelessBase
+
+__all__ = [
+    "ScaleByParamBlockNorm",
+    "ScaleByParamBlockRms",
+    "ScaleByPerLeafFactor",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+]
+
+
+class ScaleByPerLeafFactor(_StatelessBase):
+    """Multiply each leaf of the updates by a scalar computed from that leaf and its param.
+
+    Subclasses define ``_factor(update, param)``. ``update`` needs the params; the product
+    is computed in :func:`~optref.core.compute_dtype` of the update and cast back.
+    """
+
+    @abc.abstractmethod
+    def _factor(self, update: Array, param: Array) -> Array:
+        """The scalar that multiplies ``update``."""
+
+    def _scale_leaf(self, update: Array, param: Array) -> Array:
+        work = compute_dtype(update.dtype)
+        factor = self._factor(update, param)
+        return (update.astype(work) * factor.astype(work)).astype(update.dtype)
+
+    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
+        if params is None:
+            name = transformation_name(self)
+            raise ValueError(
+                f"{name}: update needs params (the blocks' norms); call "
+                "update(updates, state, params)."
+            )
+        return jax.tree.map(self._scale_leaf, updates, params)
+
+
+class ScaleByParamBlockNorm(ScaleByPerLeafFactor):
+    """Multiply each leaf of the updates by ``max(‖p‖₂, min_scale)`` of its param."""
+
+    min_scale: Array = 1e-3
+    scalar_hyperparameters = ("min_scale",)
+
+    def __check_init__(self) -> None:
+        check_range(self, "min_scale", self.min_scale, 0.0)
+
+    def _factor(self, update: Array, param: Array) -> Array:
+        return safe_l2_norm(param, self.min_scale)
+
+
+class ScaleByParamBlockRms(ScaleByPerLeafFactor):
+    """Multiply each leaf of the updates by ``max(rms(p), min_scale)`` of its param."""
+
+    min_scale: Array = 1e-3
+    scalar_hyperparameters = ("min_scale",)
+
+    def __check_init__(self) -> None:
+        check_range(self, "min_scale", self.min_scale, 0.0)
+
+    def _factor(self, update: Array, param: Array) -> Array:
+        return safe_rms(param, self.min_scale)
+
+
+def scale_by_param_block_norm(min_scale: float | Array = 1e-3) -> ScaleByParamBlockNorm:
+    """Scale each block (leaf) of the updates by the norm of its params.
+
+    $$u_\\ell \\mapsto u_\\ell \\cdot \\max\\big(\\lVert p_\\ell \\rVert_2,\\ s_{\\min}\\big)$$
+
+    The norm is over all elements of the leaf (Frobenius for a matrix), computed in at
+    least float32 and free of overflow (see :func:`~optref.core.safe_l2_norm`); its
+    gradient is zero, not NaN, where it is clipped. Reference: Optax's
+    ``optax.scale_by_param_block_norm``, used in Bernstein et al., *On the distance
+    between two neural networks and the stability of learning* (2020).
+    """
+    return ScaleByParamBlockNorm(min_scale)
+
+
+def scale_by_param_block_rms(min_scale: float | Array = 1e-3) -> ScaleByParamBlockRms:
+    """Scale each block (leaf) of the updates by the root mean square of its params.
+
+    $$u_\\ell \\mapsto u_\\ell \\cdot \\max\\Big(\\Big(\\tfrac{1}{n_\\ell}\\sum_i
+    |p_{\\ell,i}|^2\\Big)^{1/2},\\ s_{\\min}\\Big)$$
+
+    As in Adafactor's relative step size. Computed as
+    :func:`~optref.core.safe_rms`. Reference: Shazeer & Stern, *Adafactor: Adaptive
+    Learning Rates with Sublinear Memory Cost* (2018); Optax:
+    ``optax.scale_by_param_block_rms``.
+    """
+    return ScaleByParamBlockRms(min_scale)

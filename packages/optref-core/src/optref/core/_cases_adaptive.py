@@ -1,0 +1,203 @@
+"""Conformance cases of the Adam family, sign methods and trust ratios, with their aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+from jaxtyping import PyTree
+
+from ._case import Call, Case, Deviation
+from ._cases_kernel import OPTIMISTIC_FIRST_STEP
+
+__all__ = ["ADAPTIVE_CASES", "non_scalar_mask"]
+
+# Transforms that are not descent directions are applied as params - 0.01 * updates.
+_T = -0.01
+
+RADAM_NAN_GRADIENT = Deviation(
+    check="differentiability",
+    reason=(
+        "Optax's scale_by_radam evaluates the rectification sqrt((rho-4)(rho-2)...) on "
+        "every step and selects it away with jnp.where while rho_t < 4: the square root of "
+        "a negative number is NaN, and its cotangent (0 * NaN) makes gradients through the "
+        "first steps NaN. optref evaluates it only where it applies (double where)."
+    ),
+    link="https://docs.jax.dev/en/latest/faq.html#gradients-contain-nan-where-using-where",
+)
+
+RADAM_RHO_CANCELLATION = Deviation(
+    check="float64",
+    reason=(
+        "Optax computes RAdam's rho_t = rho_inf - 2 t b2^t / (1 - b2^t) by subtracting two "
+        "numbers close to rho_inf (1999 for b2 = 0.999) after forming 1 - b2^t by "
+        "subtraction too: the rectification r_t is off by ~1e-11 in float64 at b2 = 0.999 "
+        "(~3e-9 at b2 = 0.9999) and by up to tens of percent in float32 (55% at b2 = 0.9999, "
+        "t = 5). optref computes rho_t = t (1 - L(t h)) + L(h) with the Langevin function L "
+        "and h = -log(b2) / 2, exact to rounding."
+    ),
+    link="https://github.com/google-deepmind/optax/blob/main/optax/_src/transform.py",
+)
+
+
+def non_scalar_mask() -> Callable[[PyTree], PyTree]:
+    """A mask function for the cases: ``True`` for leaves with more than one element.
+
+    $$\\operatorname{mask}(p)_\\ell = [\\,|p_\\ell| > 1\\,]$$
+    """
+
+    def mask(params: PyTree) -> PyTree:
+        return jax.tree.map(lambda p: p.size > 1, params)
+
+    return mask
+
+
+_MASK = Call(
+    "optref.core._cases_adaptive.non_scalar_mask", "optref.core._cases_adaptive.non_scalar_mask"
+)
+_SCHEDULE = Call(
+    "optref.core._cases_kernel.decaying_step", "optref.core._cases_kernel.decaying_step"
+)
+
+
+def _transform(
+    name: str,
+    kwargs: dict,
+    hyperparameters: tuple[str, ...] = (),
+    *,
+    variant: str = "",
+    **options: object,
+) -> Case:
+    """A case for the transform ``name``, applied as ``params - 0.01 * updates``."""
+    return Case(
+        f"core.{name}" + (f"-{variant}" if variant else ""),
+        f"optref.core.{name}",
+        kwargs,
+        f"optax.{name}",
+        step_scale=_T,
+        complex_params=True,
+        hyperparameters=hyperparameters,
+        **options,
+    )
+
+
+def _alias(
+    name: str,
+    kwargs: dict,
+    hyperparameters: tuple[str, ...] = ("learning_rate",),
+    *,
+    variant: str = "",
+    **options: object,
+) -> Case:
+    """A case for the optimizer ``name``, applied as ``params + updates``."""
+    return Case(
+        f"core.{name}" + (f"-{variant}" if variant else ""),
+        f"optref.core.{name}",
+        kwargs,
+        f"optax.{name}",
+        complex_params=True,
+        hyperparameters=hyperparameters,
+        **options,
+    )
+
+
+_LR = {"learning_rate": 0.01}
+
+ADAPTIVE_CASES: list[Case] = [
+    # Transforms.
+    _transform("scale_by_adamax", {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, ("b1", "b2")),
+    _transform("scale_by_adan", {"b1": 0.98, "b2": 0.92, "b3": 0.99}, ("b1", "b2", "b3")),
+    _transform("scale_by_adan", {"eps_root": 1e-8}, variant="eps_root"),
+    _transform("scale_by_amsgrad", {"b1": 0.9, "b2": 0.999}, ("b1", "b2")),
+    _transform(
+        "scale_by_amsgrad",
+        {"b2": 0.99, "bias_correction_mu": False, "bias_correction_nu": False},
+        ("b2",),
+        variant="paper",
+    ),
+    _transform("scale_by_belief", {"b1": 0.9, "b2": 0.999}, ("b1", "b2")),
+    _transform("scale_by_belief", {"nesterov": True, "b1": 0.8}, ("b1",), variant="nesterov"),
+    _transform("scale_by_lion", {"b1": 0.9, "b2": 0.99}),
+    _transform(
+        "scale_by_lion", {"mode": "smooth", "smooth_beta": 3.0}, ("smooth_beta",), variant="smooth"
+    ),
+    _transform("scale_by_lion", {"mode": "refined", "b1": 0.5}, ("b1",), variant="refined"),
+    _transform(
+        "scale_by_novograd",
+        {"b1": 0.9, "b2": 0.25, "weight_decay": 0.01},
+        ("b1", "b2", "weight_decay"),
+    ),
+    _transform(
+        "scale_by_radam",
+        {"b1": 0.9, "b2": 0.999},
+        ("b1", "b2"),
+        deviations=(RADAM_NAN_GRADIENT, RADAM_RHO_CANCELLATION),
+    ),
+    _transform(
+        "scale_by_radam",
+        {"nesterov": True, "b2": 0.99, "threshold": 4.0},
+        ("b2",),
+        variant="nesterov",
+        deviations=(RADAM_NAN_GRADIENT, RADAM_RHO_CANCELLATION),
+    ),
+    _transform("scale_by_yogi", {"b1": 0.9, "b2": 0.999, "eps": 1e-3}, ("b1", "b2", "eps")),
+    _transform(
+        "scale_by_yogi",
+        {"initial_accumulator_value": 0.5, "eps_root": 1e-8},
+        ("initial_accumulator_value",),
+        variant="accumulator",
+    ),
+    _transform("scale_by_trust_ratio", {"trust_coefficient": 0.5}, ("trust_coefficient",)),
+    _transform(
+        "scale_by_trust_ratio", {"min_norm": 1.0, "eps": 1e-3}, ("eps",), variant="min_norm"
+    ),
+    _transform("scale_by_param_block_norm", {"min_scale": 1e-3}),
+    _transform("scale_by_param_block_rms", {"min_scale": 1e-3}),
+    _transform("scale_by_param_block_rms", {"min_scale": 0.6}, ("min_scale",), variant="clipped"),
+    _transform("scale_by_sign", {}),
+    # Optimizers.
+    _alias("adabelief", _LR),
+    _alias("adabelief", {**_LR, "nesterov": True}, variant="nesterov"),
+    _alias("adamax", _LR),
+    _alias("adamaxw", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias("adan", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias("amsgrad", _LR),
+    _alias("lamb", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias(
+        "lamb",
+        {"learning_rate": _SCHEDULE, "mask": _MASK, "weight_decay": 0.05},
+        (),
+        variant="schedule-mask",
+    ),
+    _alias("lars", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias(
+        "lars",
+        {
+            "learning_rate": 0.05,
+            "weight_decay": 0.05,
+            "weight_decay_mask": _MASK,
+            "trust_ratio_mask": _MASK,
+            "nesterov": True,
+        },
+        ("learning_rate",),
+        variant="masks-nesterov",
+    ),
+    _alias("lion", {"learning_rate": 0.001}),
+    _alias("novograd", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias(
+        "optimistic_adam_v2",
+        {**_LR, "alpha": 1.0, "beta": 0.5},
+        ("learning_rate", "alpha", "beta"),
+        deviations=(OPTIMISTIC_FIRST_STEP,),
+    ),
+    _alias(
+        "optimistic_adam",
+        {**_LR, "optimism": 0.005},
+        ("learning_rate", "optimism"),
+        deviations=(OPTIMISTIC_FIRST_STEP,),
+    ),
+    _alias("radam", _LR, deviations=(RADAM_NAN_GRADIENT, RADAM_RHO_CANCELLATION)),
+    _alias("yogi", _LR),
+    _alias("sign_sgd", _LR),
+    _alias("signum", {**_LR, "beta": 0.9}, ("learning_rate", "beta")),
+]

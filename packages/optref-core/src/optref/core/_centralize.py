@@ -1,0 +1,49 @@
+"""Gradient centralisation: removing each output unit's mean from the updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PyTree
+
+from ._base import EmptyState, GradientTransformation, check_state
+from ._numerics import compute_dtype
+
+__all__ = ["Centralize", "centralize"]
+
+
+def _subtract_mean(u: Array) -> Array:
+    if u.ndim < 2:
+        return u
+    work = compute_dtype(u.dtype)
+    u_w = u.astype(work)
+    return (u_w - jnp.mean(u_w, axis=tuple(range(1, u.ndim)), keepdims=True)).astype(u.dtype)
+
+
+class Centralize(GradientTransformation):
+    """Subtract from each leaf of rank two or more its mean over all axes but the first."""
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, EmptyState]:
+        check_state(self, updates, state, EmptyState)
+        return jax.tree.map(_subtract_mean, updates), state
+
+
+def centralize() -> Centralize:
+    """Centralise the updates: subtract, for each index of the leading axis, the mean of the rest.
+
+    $$u_{i,\\ldots} \\mapsto u_{i,\\ldots} - \\frac{1}{n}\\sum_{j} u_{i,j}$$
+
+    where $j$ runs over all the other axes (flattened, $n$ elements); leaves of rank 0
+    and 1 (biases, scalars) are left as they are. The mean is taken in at least float32.
+    Reference: Yong, Huang, Hua & Zhang, *Gradient Centralization: A New Optimization
+    Technique for Deep Neural Networks* (2020). Optax: ``optax.centralize``.
+    """
+    return Centralize()

@@ -1,0 +1,78 @@
+"""Exponential moving average of the updates, optionally debiased."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._hyperparameters import check_range
+from ._numerics import bias_correction, compute_dtype, safe_increment
+from ._tree import tree_map_unzip, tree_zeros_like
+from ._typecheck import typechecker
+
+__all__ = ["Ema", "EmaState", "ema"]
+
+
+@jaxtyped(typechecker=typechecker)
+class EmaState(eqx.Module):
+    """The step count and the moving average of past updates."""
+
+    count: Int[Array, ""]
+    ema: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+
+
+class Ema(GradientTransformation):
+    """``ema = decay * ema + (1 - decay) * g``; the update is the (debiased) average."""
+
+    decay: Array
+    debias: bool = eqx.field(static=True, default=True)
+    accumulator_dtype: Any = eqx.field(static=True, default=None)
+    scalar_hyperparameters = ("decay",)
+
+    def __check_init__(self) -> None:
+        check_range(self, "decay", self.decay, 0.0, 1.0, high_inclusive=not self.debias)
+
+    def init(self, params: PyTree) -> EmaState:
+        return EmaState(
+            jnp.zeros([], jnp.int32), tree_zeros_like(params, dtype=self.accumulator_dtype)
+        )
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, EmaState]:
+        check_state(self, updates, state, EmaState, params)
+        count = safe_increment(state.count)
+        correction = bias_correction(self.decay, count) if self.debias else None
+        decay = self.decay
+
+        def step(g: Array, m: Array) -> tuple[Array, Array]:
+            # The average is formed in the wider of the two dtypes, returned from that
+            # value and only then rounded to the accumulator's dtype for storage (a
+            # float32 accumulator under float64 updates does not round the update).
+            work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
+            d = decay.astype(jnp.finfo(work).dtype)
+            average = (1 - d) * g.astype(work) + d * m.astype(work)
+            out = average / correction.astype(d.dtype) if correction is not None else average
+            return out.astype(g.dtype), average.astype(m.dtype)
+
+        new_updates, average = tree_map_unzip(step, 2, updates, state.ema)
+        return new_updates, EmaState(count, average)
+
+
+def ema(decay: float | Array, debias: bool = True, accumulator_dtype: Any = None) -> Ema:
+    """Exponential moving average of the updates.
+
+    $$m_t = \\beta\\,m_{t-1} + (1-\\beta)\\,g_t, \\quad m_0 = 0, \\qquad
+    u_t = \\begin{cases} m_t / (1-\\beta^t) & \\text{debias} \\\\ m_t & \\text{otherwise}
+    \\end{cases}$$
+
+    Unlike :func:`trace` ($m_t = g_t + \\beta m_{t-1}$), the average has unit gain. The
+    bias correction is computed without cancellation. ``accumulator_dtype`` stores the
+    average in another dtype (``None``: the params'); the update is computed before that
+    rounding. Reference: ``optax.ema``.
+    """
+    return Ema(decay, debias, accumulator_dtype)

@@ -1,0 +1,62 @@
+"""Normalised gradient descent: dividing the updates by their global norm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+from jaxtyping import Array, PyTree
+
+from ._base import EmptyState, GradientTransformation, check_state
+from ._hyperparameters import check_range
+from ._numerics import compute_dtype, safe_div
+from ._tree import tree_l2_norm
+
+__all__ = ["NormalizeByUpdateNorm", "normalize_by_update_norm"]
+
+
+class NormalizeByUpdateNorm(GradientTransformation):
+    """``scale_factor * u / (‖u‖ + eps)``."""
+
+    scale_factor: Array = 1.0
+    eps: Array = 1e-6
+    scalar_hyperparameters = ("scale_factor", "eps")
+
+    def __check_init__(self) -> None:
+        check_range(self, "eps", self.eps, 0.0)
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, EmptyState]:
+        check_state(self, updates, state, EmptyState)
+        norm = tree_l2_norm(updates)
+        # Zero, not 0/0, for a zero update with eps = 0.
+        factor = safe_div(
+            self.scale_factor.astype(norm.dtype), norm + self.eps.astype(norm.dtype)
+        )
+
+        def scale_leaf(u: Array) -> Array:
+            work = compute_dtype(u.dtype)
+            return (u.astype(work) * factor.astype(work)).astype(u.dtype)
+
+        return jax.tree.map(scale_leaf, updates), state
+
+
+def normalize_by_update_norm(
+    scale_factor: float | Array = 1.0, eps: float | Array = 1e-6
+) -> NormalizeByUpdateNorm:
+    """Scale the updates by the inverse of their global norm.
+
+    $$u \\mapsto s\\,\\frac{u}{\\lVert u \\rVert_2 + \\varepsilon}$$
+
+    The norm is over all leaves together, in at least float32, with a zero (not NaN)
+    derivative at zero; with ``eps = 0`` a zero update stays zero. ``scale_factor = -1``
+    gives normalised gradient descent with unit steps. Reference: Nesterov, *Introductory
+    Lectures on Convex Optimization* (2004), section 3.2.3 (normalised gradient method).
+    Optax: ``optax.normalize_by_update_norm``.
+    """
+    return NormalizeByUpdateNorm(scale_factor, eps)

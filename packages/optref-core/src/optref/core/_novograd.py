@@ -1,0 +1,139 @@
+"""NovoGrad: layer-wise second moments from gradient norms, and momentum on normalised steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._chain import Chain, chain
+from ._hyperparameters import ScalarOrSchedule, check_range
+from ._numerics import abs_sq, adaptive_ratio, compute_dtype, moving_average, safe_increment
+from ._scale import scale_by_learning_rate
+from ._tree import tree_map_unzip, tree_zeros_like
+from ._typecheck import typechecker
+
+__all__ = ["ScaleByNovograd", "ScaleByNovogradState", "novograd", "scale_by_novograd"]
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleByNovogradState(eqx.Module):
+    """The step count, the momentum ``mu`` and one second moment ``nu`` per leaf (a scalar)."""
+
+    count: Int[Array, ""]
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    nu: PyTree[Inexact[Array, ""], " P"]
+
+
+class ScaleByNovograd(GradientTransformation):
+    """NovoGrad's scaling: per-leaf normalisation by an EMA of squared gradient norms."""
+
+    b1: Array = 0.9
+    b2: Array = 0.25
+    eps: Array = 1e-8
+    eps_root: Array = 0.0
+    weight_decay: Array = 0.0
+    mu_dtype: Any = eqx.field(static=True, default=None)
+    scalar_hyperparameters = ("b1", "b2", "eps", "eps_root", "weight_decay")
+
+    def __check_init__(self) -> None:
+        check_range(self, "b1", self.b1, 0.0, 1.0, high_inclusive=False)
+        check_range(self, "b2", self.b2, 0.0, 1.0, high_inclusive=False)
+        check_range(self, "eps", self.eps, 0.0)
+        check_range(self, "eps_root", self.eps_root, 0.0)
+        check_range(self, "weight_decay", self.weight_decay, 0.0)
+
+    def init(self, params: PyTree) -> ScaleByNovogradState:
+        return ScaleByNovogradState(
+            count=jnp.zeros([], jnp.int32),
+            mu=tree_zeros_like(params, dtype=self.mu_dtype),
+            nu=jax.tree.map(lambda p: jnp.zeros([], jnp.asarray(p).dtype), params),
+        )
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, ScaleByNovogradState]:
+        check_state(self, updates, state, ScaleByNovogradState, params)
+        if params is None:
+            raise ValueError(
+                "scale_by_novograd: update needs params (for its weight decay); call "
+                "update(updates, state, params)."
+            )
+        first = state.count == 0
+        b1, b2, eps, eps_root, weight_decay = (
+            self.b1,
+            self.b2,
+            self.eps,
+            self.eps_root,
+            self.weight_decay,
+        )
+
+        def leaf(g: Array, p: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
+            work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
+            g_w = g.astype(work)
+            squared_norm = jnp.sum(abs_sq(g_w))
+            # The first step starts the average at the first squared norm (no zero init).
+            v_new = jnp.where(
+                first, squared_norm, moving_average(jnp.real(v.astype(work)), squared_norm, b2)
+            )
+            step = adaptive_ratio(g_w, v_new, eps, eps_root)
+            step = step + weight_decay.astype(work) * p.astype(work)
+            m_new = jnp.where(first, step, b1.astype(work) * m.astype(work) + step)
+            return m_new.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, params, state.mu, state.nu)
+        return new_updates, ScaleByNovogradState(count=safe_increment(state.count), mu=mu, nu=nu)
+
+
+def scale_by_novograd(
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.25,
+    eps: float | Array = 1e-8,
+    eps_root: float | Array = 0.0,
+    weight_decay: float | Array = 0.0,
+    mu_dtype: Any = None,
+) -> ScaleByNovograd:
+    """Rescale updates by NovoGrad: one second moment per leaf (layer), from gradient norms.
+
+    For each leaf (layer) $\\ell$, with $v$ a scalar:
+
+    $$\\begin{aligned}
+    v_t &= \\begin{cases} \\lVert g_t \\rVert^2 & t = 1 \\\\
+    \\beta_2 v_{t-1} + (1-\\beta_2) \\lVert g_t \\rVert^2 & t > 1 \\end{cases}, \\\\
+    m_t &= \\beta_1 m_{t-1} + \\frac{g_t}{\\sqrt{v_t + \\varepsilon_{\\mathrm{root}}}
+    + \\varepsilon} + \\lambda\\,p_{t-1}, \\qquad m_0 = 0, \\qquad \\text{update}_t = m_t.
+    \\end{aligned}$$
+
+    The momentum has no $(1-\\beta_1)$ factor and no bias correction, as in the paper.
+    ``update`` needs the params (the weight decay term). The squared norm is a sum of
+    squares (no square root), so its gradient is finite where a leaf's gradient is zero.
+    ``mu_dtype`` stores the momentum in another dtype. Reference: Ginsburg et al.,
+    *Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep
+    Networks* (2019), Algorithm 1; Optax: ``optax.scale_by_novograd``.
+    """
+    return ScaleByNovograd(b1, b2, eps, eps_root, weight_decay, mu_dtype)
+
+
+def novograd(
+    learning_rate: ScalarOrSchedule,
+    b1: float | Array = 0.9,
+    b2: float | Array = 0.25,
+    eps: float | Array = 1e-6,
+    eps_root: float | Array = 0.0,
+    weight_decay: float | Array = 0.0,
+) -> Chain:
+    """The NovoGrad optimizer: :func:`scale_by_novograd`, then the learning rate.
+
+    $$p_t = p_{t-1} - \\eta_t\\,m_t$$
+
+    Note the alias's ``eps`` default (``1e-6``) differs from the transform's (``1e-8``),
+    as in Optax. Reference: Ginsburg et al. (2019); ``optax.novograd``.
+    """
+    return chain(
+        scale_by_novograd(b1, b2, eps, eps_root, weight_decay),
+        scale_by_learning_rate(learning_rate),
+    )

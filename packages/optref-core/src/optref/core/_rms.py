@@ -1,0 +1,128 @@
+"""RMSProp's scaling: by the root of an exponential moving average of squared gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._hyperparameters import check_range
+from ._numerics import abs_sq, adaptive_ratio, compute_dtype, safe_increment
+from ._numerics import bias_correction as _bias_correction
+from ._tree import tree_full_like, tree_map_unzip
+from ._typecheck import typechecker
+
+__all__ = [
+    "ScaleByRms",
+    "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
+    "rms_normalize",
+    "scale_by_rms",
+]
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleByRmsState(eqx.Module):
+    """The moving average of the squared gradients (without bias correction)."""
+
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleByRmsWithCountState(eqx.Module):
+    """The step count and the moving average of the squared gradients (bias-corrected)."""
+
+    count: Int[Array, ""]
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+
+
+def rms_normalize(g: Array, second_moment: Array, eps: Array, eps_in_sqrt: bool) -> Array:
+    """``g`` over the root of a second-moment estimate, with ``eps`` inside or outside it.
+
+    $$u = \\frac{g}{\\sqrt{v + \\varepsilon}} \\quad\\text{or}\\quad
+    u = \\frac{g}{\\sqrt{v} + \\varepsilon}$$
+
+    ``g`` and ``second_moment`` are in the compute dtype; the root and the division are
+    :func:`optref.core.adaptive_ratio`'s (zero, not 0/0, where the denominator is zero;
+    finite derivatives at $v = 0$).
+    """
+    if eps_in_sqrt:
+        return adaptive_ratio(g, second_moment, 0.0, eps_root=eps)
+    return adaptive_ratio(g, second_moment, eps)
+
+
+class ScaleByRms(GradientTransformation):
+    """Divide by the root of the moving average of the squared gradients."""
+
+    decay: Array = 0.9
+    eps: Array = 1e-8
+    initial_scale: Array = 0.0
+    eps_in_sqrt: bool = eqx.field(static=True, default=True)
+    bias_correction: bool = eqx.field(static=True, default=False)
+    scalar_hyperparameters = ("decay", "eps", "initial_scale")
+
+    def __check_init__(self) -> None:
+        check_range(self, "decay", self.decay, 0.0, 1.0, high_inclusive=not self.bias_correction)
+        check_range(self, "eps", self.eps, 0.0)
+        check_range(self, "initial_scale", self.initial_scale, 0.0)
+
+    def init(self, params: PyTree) -> ScaleByRmsState | ScaleByRmsWithCountState:
+        nu = tree_full_like(params, self.initial_scale)
+        if self.bias_correction:
+            return ScaleByRmsWithCountState(jnp.zeros([], jnp.int32), nu)
+        return ScaleByRmsState(nu)
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, ScaleByRmsState | ScaleByRmsWithCountState]:
+        state_type = ScaleByRmsWithCountState if self.bias_correction else ScaleByRmsState
+        check_state(self, updates, state, state_type, params)
+        count = safe_increment(state.count) if self.bias_correction else None
+        correction = _bias_correction(self.decay, count) if self.bias_correction else None
+        decay, eps = self.decay, self.eps
+
+        def step(g: Array, v: Array) -> tuple[Array, Array]:
+            work = compute_dtype(jnp.result_type(g.dtype, v.dtype))
+            real = jnp.finfo(work).dtype
+            g_w = g.astype(work)
+            d = decay.astype(real)
+            nu = (1 - d) * abs_sq(g_w) + d * jnp.real(v.astype(work))
+            nu_hat = nu / correction.astype(real) if correction is not None else nu
+            scaled = rms_normalize(g_w, nu_hat, eps.astype(real), self.eps_in_sqrt)
+            return scaled.astype(g.dtype), nu.astype(v.dtype)
+
+        new_updates, nu = tree_map_unzip(step, 2, updates, state.nu)
+        if self.bias_correction:
+            return new_updates, ScaleByRmsWithCountState(count, nu)
+        return new_updates, ScaleByRmsState(nu)
+
+
+def scale_by_rms(
+    decay: float | Array = 0.9,
+    eps: float | Array = 1e-8,
+    initial_scale: float | Array = 0.0,
+    eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
+) -> ScaleByRms:
+    """Rescale by the root of the exponential moving average of the squared gradients.
+
+    $$\\nu_t = \\rho\\,\\nu_{t-1} + (1-\\rho)\\,|g_t|^2, \\quad \\nu_0 = s, \\qquad
+    u_t = \\frac{g_t}{\\sqrt{\\hat\\nu_t + \\varepsilon}} \\ \\text{(eps\\_in\\_sqrt)}
+    \\quad\\text{or}\\quad u_t = \\frac{g_t}{\\sqrt{\\hat\\nu_t} + \\varepsilon},$$
+
+    with $\\hat\\nu_t = \\nu_t / (1-\\rho^t)$ when ``bias_correction`` (the state then also
+    counts the steps) and $\\hat\\nu_t = \\nu_t$ otherwise.
+
+    The moving average, root and division are computed in at least float32 (so ``eps =
+    1e-8`` does not flush to zero for float16 params, and a zero gradient gives a zero
+    update, not 0/0) and the average is stored in the params' dtype. The bias correction
+    is computed without cancellation. ``scale_by_rms(decay=b2, eps_in_sqrt=False,
+    bias_correction=True)`` is :func:`scale_by_adam` with ``b1 = 0``.
+
+    References: Tieleman & Hinton, *Lecture 6.5 - RMSProp* (2012). Optax:
+    ``optax.scale_by_rms``.
+    """
+    return ScaleByRms(decay, eps, initial_scale, eps_in_sqrt, bias_correction)

@@ -1,0 +1,138 @@
+"""SM3: memory-efficient adaptive scaling with one accumulator per tensor slice."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PyTree, jaxtyped
+
+from ._base import GradientTransformation, check_state, params_like
+from ._chain import Chain, chain
+from ._hyperparameters import check_range
+from ._numerics import compute_dtype, safe_sqrt
+from ._scale import scale
+from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree_check import check_real
+from ._typecheck import typechecker
+
+__all__ = ["ScaleBySM3State", "ScaleBySm3", "scale_by_sm3", "sm3"]
+
+
+@jaxtyped(typechecker=typechecker)
+class ScaleBySM3State(eqx.Module):
+    """Per-axis maxima of the accumulators (``mu``) and the momentum of the updates (``nu``).
+
+    ``mu`` holds, for each parameter of shape $(n_1, \\ldots, n_k)$, a list of $k$ vectors
+    of lengths $n_1, \\ldots, n_k$ (one ``()`` array for a scalar parameter).
+    """
+
+    mu: PyTree[Float[Array, "..."]]
+    nu: PyTree[Float[Array, "?*shape"], " P"] = params_like()
+
+
+def _axis_zeros(p: Array) -> list[Array]:
+    if p.ndim == 0:
+        return [jnp.zeros((), p.dtype)]
+    return [jnp.zeros((size,), p.dtype) for size in p.shape]
+
+
+class ScaleBySm3(GradientTransformation):
+    """SM3-II's accumulators, the scaled gradient, then momentum ``b1``."""
+
+    b1: Array = 0.9
+    b2: Array = 1.0
+    eps: Array = 1e-8
+    scalar_hyperparameters = ("b1", "b2", "eps")
+
+    def __check_init__(self) -> None:
+        check_range(self, "b1", self.b1, 0.0, 1.0)
+        check_range(self, "b2", self.b2, 0.0, 1.0)
+        check_range(self, "eps", self.eps, 0.0)
+
+    def init(self, params: PyTree) -> ScaleBySM3State:
+        check_real(params, where="scale_by_sm3")
+        return ScaleBySM3State(jax.tree.map(_axis_zeros, params), tree_zeros_like(params))
+
+    def update(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> tuple[PyTree, ScaleBySM3State]:
+        check_state(self, updates, state, ScaleBySM3State, params)
+        check_real(updates, where="scale_by_sm3", tree_name="updates")
+        b1, b2, eps = self.b1, self.b2, self.eps
+
+        def step(g: Array, maxima: list[Array], v: Array) -> tuple[Array, list[Array], Array]:
+            work = compute_dtype(jnp.result_type(g.dtype, v.dtype))
+            g_w = g.astype(work)
+            beta1, beta2 = b1.astype(work), b2.astype(work)
+            if g.ndim < 2:
+                previous = maxima[0].astype(work)
+            else:
+                # Each element takes the smallest of the maxima of the slices through it.
+                previous = functools.reduce(
+                    jnp.minimum,
+                    [
+                        m.astype(work).reshape([-1 if a == i else 1 for a in range(g.ndim)])
+                        for i, m in enumerate(maxima)
+                    ],
+                )
+            # b2 = 1 is SM3's sum of squares; b2 < 1 a moving average of them.
+            weight = jnp.where(beta2 == 1, jnp.ones_like(beta2), 1 - beta2)
+            accumulator = weight * g_w * g_w + beta2 * previous
+            positive = accumulator > 0
+            root = safe_sqrt(jnp.where(positive, accumulator + eps.astype(work), 1))
+            scaled = jnp.where(positive, g_w / root, 0)
+            nu = (1 - beta1) * scaled + beta1 * v.astype(work)
+            if g.ndim < 2:
+                new_maxima = [accumulator.astype(maxima[0].dtype)]
+            else:
+                new_maxima = [
+                    jnp.max(accumulator, axis=tuple(a for a in range(g.ndim) if a != i)).astype(
+                        m.dtype
+                    )
+                    for i, m in enumerate(maxima)
+                ]
+            return nu.astype(g.dtype), new_maxima, nu.astype(v.dtype)
+
+        new_updates, mu, nu = tree_map_unzip(step, 3, updates, state.mu, state.nu)
+        return new_updates, ScaleBySM3State(mu, nu)
+
+
+def scale_by_sm3(
+    b1: float | Array = 0.9, b2: float | Array = 1.0, eps: float | Array = 1e-8
+) -> ScaleBySm3:
+    """Scale by SM3's cover-wise accumulators (SM3-II, with the rows, columns, ... as cover).
+
+    For a parameter of rank $k$, keep for each axis $r$ a vector $\\mu^{(r)}$ of maxima
+    over the slices orthogonal to it; then, elementwise,
+
+    $$\\begin{aligned}
+    \\nu'_t(i) &= c\\,g_t(i)^2 + \\beta_2 \\min_{r} \\mu^{(r)}_{t-1}(i_r), \\qquad
+    c = \\begin{cases} 1 & \\beta_2 = 1 \\\\ 1-\\beta_2 & \\beta_2 < 1 \\end{cases} \\\\
+    \\mu^{(r)}_t(j) &= \\max_{i:\\,i_r = j} \\nu'_t(i), \\qquad
+    m_t = \\beta_1 m_{t-1} + (1-\\beta_1)\\,\\frac{g_t}{\\sqrt{\\nu'_t + \\varepsilon}}
+    \\ (0 \\text{ where } \\nu'_t = 0), \\qquad u_t = m_t.
+    \\end{aligned}$$
+
+    Vectors use their own accumulator ($\\nu'_t = c g_t^2 + \\beta_2 \\mu_{t-1}$). A
+    scalar parameter keeps one ``()`` accumulator, where Optax fails (it indexes an empty
+    list). Real params only: raises :class:`TypeError` for complex ones, as Optax does.
+
+    Reference: Anil, Gupta, Koren & Singer, *Memory-Efficient Adaptive Optimization*
+    (2019). Optax: ``optax.scale_by_sm3``.
+    """
+    return ScaleBySm3(b1, b2, eps)
+
+
+def sm3(learning_rate: float | Array, momentum: float | Array = 0.9) -> Chain:
+    """The SM3 optimizer: :func:`scale_by_sm3` with ``b1 = momentum``, then ``-learning_rate``.
+
+    $$p_t = p_{t-1} - \\eta\\,m_t$$
+
+    ``learning_rate`` is a number or an array, not a schedule (as in Optax). Reference:
+    Anil et al. (2019); ``optax.sm3``.
+    """
+    return chain(scale_by_sm3(momentum), scale(-learning_rate))

@@ -1,0 +1,274 @@
+"""optref-core's adaptive transforms, utilities and aliases against Optax, in float64.
+
+Every case of ``optref.core._cases_misc.MISC_CASES`` is run for 50 steps on a quadratic
+(a vector and a scalar), the 4-d Rosenbrock function and a 3-8-1 tanh network, with real
+and (where the case says so) complex params. Both libraries get the same params, the same
+gradient (conjugated for complex params) and the same ``value`` at every step; the params
+follow optref's updates. Updates and states must agree leaf by leaf, per step, to the
+case's ``rtol`` measured against each leaf's root mean square. Deviations recorded in a
+case are checked for what they claim instead (see ``_EXPECTED``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+optax = pytest.importorskip("optax")
+
+from optref.core._case import Call, Case  # noqa: E402
+from optref.core._cases_misc import MISC_CASES  # noqa: E402
+
+STEPS = 50
+
+# -- problems -------------------------------------------------------------------------
+
+_CENTER = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+_WEIGHTS = np.array([1.0, 2.0, 5.0, 10.0, 0.5])
+_X = np.random.default_rng(0).normal(size=(16, 3))
+_Y = np.sin(_X @ np.array([1.0, -2.0, 0.5]))[:, None]
+
+
+def _quadratic_init(dtype: Any) -> Any:
+    w = np.array([0.3, -0.7, 1.5, -0.2, 2.0])
+    b = np.array(0.5)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        w = w + 1j * np.array([0.4, 0.1, -0.3, 0.8, -0.5])
+        b = b - 0.25j
+    return {"w": jnp.asarray(w, dtype), "b": jnp.asarray(b, dtype)}
+
+
+def _quadratic_loss(p: Any) -> jax.Array:
+    return 0.5 * jnp.sum(_WEIGHTS * jnp.abs(p["w"] - _CENTER) ** 2) + jnp.abs(p["b"] - 1) ** 2
+
+
+def _rosenbrock_init(dtype: Any) -> Any:
+    return jnp.asarray([-1.2, 1.0, -0.5, 0.8], dtype)
+
+
+def _rosenbrock_loss(x: jax.Array) -> jax.Array:
+    return jnp.sum(10.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def _mlp_init(dtype: Any) -> Any:
+    rng = np.random.default_rng(1)
+
+    def draw(*shape: int) -> jax.Array:
+        value = rng.normal(size=shape) / np.sqrt(shape[0])
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            value = value + 0.3j * rng.normal(size=shape) / np.sqrt(shape[0])
+        return jnp.asarray(value, dtype)
+
+    return {
+        "hidden": {"w": draw(3, 8), "b": jnp.zeros(8, dtype)},
+        "head": {"w": draw(8, 1), "b": jnp.zeros(1, dtype)},
+    }
+
+
+def _mlp_loss(p: Any) -> jax.Array:
+    h = jnp.tanh(_X @ p["hidden"]["w"] + p["hidden"]["b"])
+    return jnp.mean(jnp.abs(h @ p["head"]["w"] + p["head"]["b"] - _Y) ** 2)
+
+
+PROBLEMS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], jax.Array], bool]] = {
+    # name: (init, loss, supports complex params)
+    "quadratic": (_quadratic_init, _quadratic_loss, True),
+    "rosenbrock": (_rosenbrock_init, _rosenbrock_loss, False),
+    "mlp": (_mlp_init, _mlp_loss, True),
+}
+
+# -- building both libraries' transformations ----------------------------------------
+
+
+def _resolve(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _build(case: Case, library: str) -> Any:
+    kwargs = dict(case.kwargs if library == "optref" else (case.optax_kwargs or case.kwargs))
+    for key, value in kwargs.items():
+        if isinstance(value, Call):
+            kwargs[key] = _resolve(getattr(value, library))(**value.kwargs)
+    factory = _resolve(case.optref if library == "optref" else case.optax)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return factory(**kwargs)
+
+
+# -- what a deviation changes in the comparison --------------------------------------
+
+# Rprop: optref's update is the step Optax computes and stores but does not return.
+_EXPECTED: dict[str, Callable[[Any, Any], Any]] = {
+    "core.scale_by_rprop": lambda updates, state: state.prev_updates,
+    "core.rprop": lambda updates, state: jax.tree.map(jnp.negative, state[0].prev_updates),
+}
+# Optax takes the root of a variance that rounding made negative (RMSPROP deviation).
+_NAN_IN_OPTAX = {"core.scale_by_stddev-bias_correction", "core.rmsprop-centered"}
+# Optax's float32 Adafactor decay schedule: agreement to float32's precision only.
+_LOOSE_RTOL = {
+    "core.scale_by_factored_rms-default_decay": 1e-6,
+    "core.adafactor": 1e-6,
+    "core.adafactor-momentum": 1e-6,
+    # Optax multiplies the float32 accumulator by the Python-float decay in float32.
+    "core.ema-float32_accumulator": 1e-5,
+}
+
+
+def _leaves_by_path(tree: Any) -> dict[str, np.ndarray]:
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if jnp.issubdtype(jnp.asarray(leaf).dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out[jax.tree_util.keystr(path)] = np.asarray(leaf)
+    return out
+
+
+def _relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """max |a - b| over the root mean square of b (per leaf and step)."""
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    if ours.dtype == bool or np.issubdtype(ours.dtype, np.integer):
+        return 0.0 if np.array_equal(ours, theirs) else np.inf
+    # Axis 0 is the step: each step's leaf is measured against its own RMS.
+    axes = tuple(range(1, ours.ndim))
+    diff = np.abs(ours - theirs).max(axis=axes) if axes else np.abs(ours - theirs)
+    rms = np.sqrt(np.mean(np.abs(theirs) ** 2, axis=axes)) if axes else np.abs(theirs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.maximum(rms, np.finfo(np.float64).tiny))
+    return float(np.max(rel))
+
+
+def _problem_params(case: Case) -> dict[str, Any]:
+    """One tree holding every run of the case: ``{"quadratic-float64": params, ...}``.
+
+    The runs are independent problems (the loss is their sum, so each leaf gets its own
+    problem's gradient); gathering them into one tree compiles each case once.
+    """
+    runs = {}
+    for problem in case.problems:
+        if problem in PROBLEMS:
+            runs[f"{problem}-float64"] = PROBLEMS[problem][0](jnp.float64)
+    if case.complex_params:
+        for problem in case.problems:
+            if problem in PROBLEMS and PROBLEMS[problem][2]:
+                runs[f"{problem}-complex128"] = PROBLEMS[problem][0](jnp.complex128)
+    return runs
+
+
+def _total_loss(params: dict[str, Any]) -> jax.Array:
+    return sum(PROBLEMS[run.split("-")[0]][1](p) for run, p in params.items())
+
+
+# Compiling dominates the run time of these small problems; XLA's backend optimisations
+# buy nothing here.
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _trajectory(case: Case) -> tuple[Any, Any, Any, Any]:
+    """Both libraries' updates and states at every step (stacked on axis 0)."""
+    ours, theirs = _build(case, "optref"), _build(case, "optax")
+    params = _problem_params(case)
+
+    def step(carry: Any, _: None) -> tuple[Any, Any]:
+        params, state_ours, state_theirs = carry
+        value, grad = jax.value_and_grad(_total_loss)(params)
+        # The conjugate of jax.grad is the descent direction for complex params.
+        grad = jax.tree.map(jnp.conj, grad)
+        extra = {"value": value} if "value" in case.extra_args else {}
+        u_ours, state_ours = ours.update(grad, state_ours, params, **extra)
+        u_theirs, state_theirs = theirs.update(grad, state_theirs, params, **extra)
+        expected = _EXPECTED.get(case.name)
+        if expected is not None:
+            u_theirs = expected(u_theirs, state_theirs)
+        params = jax.tree.map(lambda p, u: p + case.step_scale * u, params, u_ours)
+        return (params, state_ours, state_theirs), (u_ours, u_theirs, state_ours, state_theirs)
+
+    carry = (params, ours.init(params), theirs.init(params))
+    run = jax.jit(lambda c: jax.lax.scan(step, c, None, length=STEPS)[1])
+    return run.lower(carry).compile(compiler_options=_FAST_COMPILE)(carry)
+
+
+def case_errors(case: Case) -> dict[str, tuple[float, float]]:
+    """``{run: (max relative update error, max relative state error)}`` over 50 steps.
+
+    A run is a problem and a dtype (``"mlp-complex128"``). State leaves that belong to no
+    run (step counts, keys) count for every run. Where a deviation says Optax's update is
+    NaN (:data:`_NAN_IN_OPTAX`), only Optax's finite elements are compared.
+    """
+    u_ours, u_theirs, s_ours, s_theirs = _trajectory(case)
+    ours_u, theirs_u = _leaves_by_path(u_ours), _leaves_by_path(u_theirs)
+    ours_s, theirs_s = _leaves_by_path(s_ours), _leaves_by_path(s_theirs)
+    assert ours_u.keys() == theirs_u.keys(), (sorted(ours_u), sorted(theirs_u))
+    assert ours_s.keys() == theirs_s.keys(), (sorted(ours_s), sorted(theirs_s))
+    bad = [k for k, v in {**ours_u, **ours_s}.items() if not np.all(np.isfinite(v))]
+    assert not bad, f"{case.name}: optref's updates or states are not finite at {bad}"
+    if case.name in _NAN_IN_OPTAX:
+        for key, theirs in theirs_u.items():
+            finite = np.isfinite(theirs)
+            theirs_u[key], ours_u[key] = np.where(finite, theirs, 0), np.where(finite, ours_u[key], 0)
+    runs = list(_problem_params(case))
+    errors = {run: [0.0, 0.0] for run in runs}
+    for column, (ours, theirs) in enumerate(((ours_u, theirs_u), (ours_s, theirs_s))):
+        for key in ours:
+            error = _relative_error(ours[key], theirs[key])
+            for run in [r for r in runs if f"['{r}']" in key] or runs:
+                errors[run][column] = max(errors[run][column], error)
+    return {run: (u, s) for run, (u, s) in errors.items()}
+
+
+@pytest.mark.parametrize("case", MISC_CASES, ids=lambda case: case.name)
+def test_float64_agreement_with_optax(case: Case) -> None:
+    rtol = _LOOSE_RTOL.get(case.name, case.rtol)
+    errors = case_errors(case)
+    assert errors
+    worst = {run: err for run, err in errors.items() if max(err) > rtol}
+    assert not worst, f"{case.name}: relative errors above {rtol:g}: {worst}"
+
+
+def test_every_misc_case_is_checked_against_optax() -> None:
+    names = [case.name for case in MISC_CASES]
+    assert len(names) == len(set(names))
+    assert all(case.optax is not None for case in MISC_CASES)
+    assert all(case.optref.startswith("optref.core.") for case in MISC_CASES)
+
+
+def test_default_adafactor_decay_differs_from_optax_at_float32_precision_only() -> None:
+    case = next(c for c in MISC_CASES if c.name == "core.scale_by_factored_rms-default_decay")
+    update_error, state_error = case_errors(case)["mlp-float64"]
+    assert 1e-12 < max(update_error, state_error) < 1e-6
+
+
+def test_noise_stream_is_optax_stream() -> None:
+    params = {"a": jnp.ones((3, 2)), "b": None, "c": jnp.zeros(4, jnp.complex128)}
+    ours = _resolve("optref.core.add_noise")(0.1, 0.5, key=7)
+    theirs = optax.add_noise(0.1, 0.5, key=7)
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    for _ in range(3):
+        u_ours, s_ours = ours.update(params, s_ours)
+        u_theirs, s_theirs = theirs.update(params, s_theirs)
+        for a, b in zip(jax.tree.leaves(u_ours), jax.tree.leaves(u_theirs), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_scale_gradient_matches_optax() -> None:
+    scale_gradient = _resolve("optref.core.scale_gradient")
+    x = {"w": jnp.arange(3.0), "v": jnp.ones(2)}
+
+    def loss(fn: Callable[[Any, Any], Any], x: Any, s: Any) -> jax.Array:
+        y = fn(x, s)
+        return jnp.sum(y["w"] ** 2) + jnp.sum(jnp.sin(y["v"]))
+
+    for s in (0.0, 1.0, -0.5, 3.0):
+        ours = jax.grad(loss, argnums=1)(scale_gradient, x, s)
+        theirs = jax.grad(loss, argnums=1)(optax.scale_gradient, x, s)
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-15)
