@@ -227,3 +227,17 @@ def test_inject_stateful_hyperparams_and_a_stateful_schedule() -> None:
     for t in range(3):
         _, state = tx.update(grads, state, params)
         assert float(state.hyperparams["learning_rate"]) == pytest.approx(0.1 / 2**t)
+
+
+def test_factories_with_args_and_kwargs() -> None:
+    def adam_with_options(learning_rate, **options):
+        return oc.adam(learning_rate, **options)
+
+    tx = oc.inject_hyperparams(adam_with_options)(0.1, b1=0.8, nesterov=True)
+    state = tx.init(_params())
+    assert set(state.hyperparams) == {"learning_rate", "b1"}
+    assert float(state.hyperparams["b1"]) == pytest.approx(0.8)
+    chained = oc.inject_hyperparams(oc.chain)(oc.sgd(0.1), oc.identity())
+    grads = jax.grad(_loss)(_params())
+    updates, _ = chained.update(grads, chained.init(_params()))
+    np.testing.assert_allclose(np.asarray(updates["w"]), -0.1 * np.asarray(grads["w"]), rtol=1e-6)

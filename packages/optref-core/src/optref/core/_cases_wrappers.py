@@ -53,7 +53,7 @@ WRAPPER_CASES: list[Case] = [
     Case("core.conditionally_transform", "optref.core.conditionally_transform",
          {"inner": SCALE_BY_ADAM, "should_transform_fn": _EVERY_OTHER},
          "optax.conditionally_transform", step_scale=_T, wrapper_invariance=False),
-    _injected_case("adam", "adam", ("learning_rate", "b1"), learning_rate=0.01),
+    _injected_case("adam", "adam", ("learning_rate", "b1"), learning_rate=0.01, b1=0.9),
     _injected_case("adam-schedules", "adam", learning_rate=_DECAYING, b1=_RISING),
     _injected_case("adamw", "adamw", ("learning_rate", "weight_decay"), learning_rate=0.01,
                    weight_decay=0.05),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state
+from ._hyperparameters import transformation_name
 from ._inner import check_inner, inner_update_if
 from ._numerics import safe_increment
 from ._tree import tree_zeros_like
@@ -25,17 +27,6 @@ __all__ = [
 ]
 
 
-def _check_condition_fn(where: str, fn: Any) -> None:
-    if not callable(fn):
-        raise TypeError(
-            f"{where}: should_transform_fn must be a callable step -> bool, got {fn!r}."
-        )
-
-
-def _condition(fn: Callable[..., Any], step: Array, forward: bool, extra: dict) -> Array:
-    return fn(step, **extra) if forward else fn(step)
-
-
 @jaxtyped(typechecker=typechecker)
 class ConditionallyTransformState(eqx.Module):
     """The inner state and the number of steps so far (Optax's field order)."""
@@ -44,30 +35,67 @@ class ConditionallyTransformState(eqx.Module):
     step: Int[Array, ""]
 
 
-class ConditionallyTransform(GradientTransformation):
-    """The inner transformation where ``should_transform_fn(step)``; else updates unchanged."""
+@jaxtyped(typechecker=typechecker)
+class ConditionallyMaskState(eqx.Module):
+    """The number of steps so far and the inner state (Optax's field order)."""
+
+    step: Int[Array, ""]
+    inner_state: PyTree
+
+
+class _Conditional(GradientTransformation):
+    """The inner transformation at the steps ``should_transform_fn(step)`` chooses.
+
+    Subclasses say what the other steps give (``_otherwise``) and build their state.
+    """
 
     inner: GradientTransformation
     should_transform_fn: Callable[..., Any] = eqx.field(static=True)
     forward_extra_args: bool = eqx.field(static=True, default=False)
+    _state_type: ClassVar[type]
+
+    @abc.abstractmethod
+    def _otherwise(self, updates: PyTree) -> PyTree:
+        """The updates at a step where the inner transformation is not applied."""
+
+    @abc.abstractmethod
+    def _state(self, step: Array, inner_state: PyTree) -> Any:
+        """The state holding ``step`` and ``inner_state``."""
 
     def __check_init__(self) -> None:
-        check_inner("conditionally_transform", "inner", self.inner)
-        _check_condition_fn("conditionally_transform", self.should_transform_fn)
+        where = transformation_name(self)
+        check_inner(where, "inner", self.inner)
+        if not callable(self.should_transform_fn):
+            raise TypeError(
+                f"{where}: should_transform_fn must be a callable step -> bool, got "
+                f"{self.should_transform_fn!r}."
+            )
 
-    def init(self, params: PyTree) -> ConditionallyTransformState:
-        return ConditionallyTransformState(self.inner.init(params), jnp.zeros([], jnp.int32))
+    def init(self, params: PyTree) -> Any:
+        return self._state(jnp.zeros([], jnp.int32), self.inner.init(params))
 
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ConditionallyTransformState]:
-        check_state(self, updates, state, ConditionallyTransformState)
-        condition = _condition(self.should_transform_fn, state.step, self.forward_extra_args,
-                               extra)
+    ) -> tuple[PyTree, Any]:
+        check_state(self, updates, state, self._state_type)
+        fn = self.should_transform_fn
+        condition = fn(state.step, **extra) if self.forward_extra_args else fn(state.step)
         updates, inner_state = inner_update_if(
-            condition, self.inner, updates, state.inner_state, params, extra, lambda u: u
+            condition, self.inner, updates, state.inner_state, params, extra, self._otherwise
         )
-        return updates, ConditionallyTransformState(inner_state, safe_increment(state.step))
+        return updates, self._state(safe_increment(state.step), inner_state)
+
+
+class ConditionallyTransform(_Conditional):
+    """The inner transformation where ``should_transform_fn(step)``; else updates unchanged."""
+
+    _state_type = ConditionallyTransformState
+
+    def _otherwise(self, updates: PyTree) -> PyTree:
+        return updates
+
+    def _state(self, step: Array, inner_state: PyTree) -> ConditionallyTransformState:
+        return ConditionallyTransformState(inner_state, step)
 
 
 def conditionally_transform(
@@ -88,38 +116,16 @@ def conditionally_transform(
     return ConditionallyTransform(inner, should_transform_fn, forward_extra_args)
 
 
-@jaxtyped(typechecker=typechecker)
-class ConditionallyMaskState(eqx.Module):
-    """The number of steps so far and the inner state (Optax's field order)."""
-
-    step: Int[Array, ""]
-    inner_state: PyTree
-
-
-class ConditionallyMask(GradientTransformation):
+class ConditionallyMask(_Conditional):
     """The inner transformation where ``should_transform_fn(step)``; else zero updates."""
 
-    inner: GradientTransformation
-    should_transform_fn: Callable[..., Any] = eqx.field(static=True)
-    forward_extra_args: bool = eqx.field(static=True, default=False)
+    _state_type = ConditionallyMaskState
 
-    def __check_init__(self) -> None:
-        check_inner("conditionally_mask", "inner", self.inner)
-        _check_condition_fn("conditionally_mask", self.should_transform_fn)
+    def _otherwise(self, updates: PyTree) -> PyTree:
+        return tree_zeros_like(updates)
 
-    def init(self, params: PyTree) -> ConditionallyMaskState:
-        return ConditionallyMaskState(jnp.zeros([], jnp.int32), self.inner.init(params))
-
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ConditionallyMaskState]:
-        check_state(self, updates, state, ConditionallyMaskState)
-        condition = _condition(self.should_transform_fn, state.step, self.forward_extra_args,
-                               extra)
-        updates, inner_state = inner_update_if(
-            condition, self.inner, updates, state.inner_state, params, extra, tree_zeros_like
-        )
-        return updates, ConditionallyMaskState(safe_increment(state.step), inner_state)
+    def _state(self, step: Array, inner_state: PyTree) -> ConditionallyMaskState:
+        return ConditionallyMaskState(step, inner_state)
 
 
 def conditionally_mask(

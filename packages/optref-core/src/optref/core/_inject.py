@@ -121,6 +121,38 @@ def _is_numeric(value: Any) -> bool:
     return isinstance(value, int | float)
 
 
+def _named_arguments(
+    signature: inspect.Signature, arguments: dict[str, Any]
+) -> list[tuple[str, Any]]:
+    """The bound arguments by name, the entries of a ``**kwargs`` parameter as their own.
+
+    A ``*args`` parameter keeps its name and holds the tuple (never a hyperparameter).
+    """
+    named = []
+    for name, value in arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            named.extend(value.items())
+        else:
+            named.append((name, value))
+    return named
+
+
+def _call(factory: Callable[..., Any], values: dict[str, Any]) -> Any:
+    """``factory`` called with ``values`` by name, as :func:`_named_arguments` split them."""
+    signature = inspect.signature(factory)
+    arguments: dict[str, Any] = {}
+    var_keyword = None
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = name
+        elif name in values:
+            arguments[name] = values[name]
+    if var_keyword is not None:
+        arguments[var_keyword] = {k: v for k, v in values.items() if k not in arguments}
+    bound = inspect.BoundArguments(signature, arguments)  # type: ignore[arg-type]
+    return factory(*bound.args, **bound.kwargs)
+
+
 def _as_value(value: Any, dtype: Any) -> Array:
     """A hyperparameter's value as the plain factory would hold it, cast to ``dtype`` if set.
 
@@ -160,7 +192,7 @@ class InjectHyperparams(GradientTransformation):
 
     def _inner(self, hyperparams: dict[str, Any]) -> GradientTransformation:
         name = getattr(self.inner_factory, "__name__", repr(self.inner_factory))
-        inner = self.inner_factory(**self.other, **hyperparams)
+        inner = _call(self.inner_factory, {**self.other, **hyperparams})
         if not isinstance(inner, GradientTransformation):
             raise TypeError(
                 f"inject_hyperparams: inner_factory {name} must return an optref "
@@ -252,7 +284,10 @@ def inject_hyperparams(
     signature = inspect.signature(inner_factory)
     factory_name = getattr(inner_factory, "__name__", repr(inner_factory))
     unknown = names - set(signature.parameters)
-    if unknown:
+    takes_any_keyword = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+    )
+    if unknown and not takes_any_keyword:
         raise ValueError(
             f"inject_hyperparams: static_args must name parameters of {factory_name}; "
             f"{sorted(unknown)} are not among {list(signature.parameters)}."
@@ -268,7 +303,7 @@ def inject_hyperparams(
         numeric: dict[str, Any] = {}
         schedules: dict[str, Any] = {}
         other: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
+        for name, value in _named_arguments(signature, bound.arguments):
             if name in names or isinstance(value, bool):
                 other[name] = value
             elif _is_stateful_schedule(value):
