@@ -253,3 +253,35 @@ def test_optax_injected_adam_drifts_in_float32_and_optref_does_not() -> None:
           f"optax {optax_drift:.3g}, optref {optref_drift:.3g}")
     assert optax_drift > 0.0
     assert optref_drift == 0.0
+
+
+def test_injected_groups_inside_masked_inside_chain() -> None:
+    """One injected optimizer per parameter group: each group gets its own updates (never
+    zeros), each learning rate is found by path and set per group, as in Optax."""
+    import optref.masking as om
+
+    def build(m, masked):
+        return m.chain(
+            masked(m.inject_hyperparams(m.adam)(learning_rate=0.1), {"w": True, "m": False}),
+            masked(m.inject_hyperparams(m.sgd)(learning_rate=0.5), {"w": False, "m": True}),
+        )
+
+    with jax.enable_x64(True):
+        ours, theirs = build(oc, om.masked), build(optax, optax.masked)
+        params = _params()
+        s_ours, s_theirs = ours.init(params), theirs.init(params)
+        assert list(oc.tree_get_all(s_ours, "learning_rate")) == [
+            "[0].inner_state.hyperparams['learning_rate']",
+            "[1].inner_state.hyperparams['learning_rate']",
+        ]
+        s_ours = oc.tree_set(s_ours, "[1]", learning_rate=jnp.asarray(0.25))
+        second = lambda path, value: path[0] == jax.tree_util.SequenceKey(1)  # noqa: E731
+        s_theirs = optax.tree_utils.tree_set(s_theirs, second, learning_rate=jnp.asarray(0.25))
+        grads = jax.grad(_loss)(params)
+        u_ours, _ = ours.update(grads, s_ours, params)
+        u_theirs, _ = theirs.update(grads, s_theirs, params)
+    assert np.all(np.asarray(u_ours["m"]) != 0) and np.all(np.asarray(u_ours["w"]) != 0)
+    np.testing.assert_allclose(np.asarray(u_ours["m"]), -0.25 * np.asarray(grads["m"]),
+                               rtol=1e-15)
+    for a, b in zip(jax.tree.leaves(u_ours), jax.tree.leaves(u_theirs), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
