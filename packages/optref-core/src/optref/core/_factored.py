@@ -257,4 +257,3 @@ def adafactor(
         members.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
     members.append(scale(-1))
     return chain(*members)
-

@@ -35,9 +35,7 @@ class NormalizeByUpdateNorm(GradientTransformation):
         check_state(self, updates, state, EmptyState)
         norm = tree_l2_norm(updates)
         # Zero, not 0/0, for a zero update with eps = 0.
-        factor = safe_div(
-            self.scale_factor.astype(norm.dtype), norm + self.eps.astype(norm.dtype)
-        )
+        factor = safe_div(self.scale_factor.astype(norm.dtype), norm + self.eps.astype(norm.dtype))
 
         def scale_leaf(u: Array) -> Array:
             work = compute_dtype(u.dtype)

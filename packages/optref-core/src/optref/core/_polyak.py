@@ -38,8 +38,7 @@ class ScaleByPolyak(GradientTransformation):
         check_range(self, "eps", self.eps, 0.0)
         if self.variant not in _VARIANTS:
             raise ValueError(
-                f"scale_by_polyak: variant must be one of {list(_VARIANTS)}, got "
-                f"{self.variant!r}."
+                f"scale_by_polyak: variant must be one of {list(_VARIANTS)}, got {self.variant!r}."
             )
 
     def init(self, params: PyTree) -> EmptyState:

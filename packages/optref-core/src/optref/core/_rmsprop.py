@@ -26,7 +26,7 @@ def rmsprop(
     nesterov: bool = False,
     bias_correction: bool = False,
 ) -> Chain:
-    """RMSProp: :func:`scale_by_rms` (or :func:`scale_by_stddev` when ``centered``), the rate, then momentum.
+    """RMSProp: :func:`scale_by_rms` (or :func:`scale_by_stddev`), the rate, then momentum.
 
     $$p_t = p_{t-1} + m_t, \\qquad m_t = \\mu\\,m_{t-1} - \\eta_t\\,
     \\frac{g_t}{\\sqrt{\\hat\\nu_t + \\varepsilon}}$$

@@ -66,9 +66,7 @@ class ScaleByStddev(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, ScaleByRStdDevState | ScaleByRStdDevWithCountState]:
-        state_type = (
-            ScaleByRStdDevWithCountState if self.bias_correction else ScaleByRStdDevState
-        )
+        state_type = ScaleByRStdDevWithCountState if self.bias_correction else ScaleByRStdDevState
         check_state(self, updates, state, state_type, params)
         count = safe_increment(state.count) if self.bias_correction else None
         correction = _bias_correction(self.decay, count) if self.bias_correction else None
@@ -89,9 +87,7 @@ class ScaleByStddev(GradientTransformation):
             # difference slightly negative when the gradients barely vary (then the root
             # of it plus a small eps is NaN), so it is clamped at zero. Where the squares
             # overflowed (inf - inf), the variance is taken as infinite: a zero step.
-            variance = jnp.where(
-                jnp.isinf(nu_hat), nu_hat, jnp.maximum(nu_hat - abs_sq(mu_hat), 0)
-            )
+            variance = jnp.where(jnp.isinf(nu_hat), nu_hat, jnp.maximum(nu_hat - abs_sq(mu_hat), 0))
             scaled = rms_normalize(g_w, variance, eps.astype(real), self.eps_in_sqrt)
             return scaled.astype(g.dtype), mu.astype(m.dtype), nu.astype(v.dtype)
 
