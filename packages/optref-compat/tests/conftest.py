@@ -208,11 +208,15 @@ def step_params(params: Any, updates: Any, step_scale: float) -> Any:
 
 @dataclasses.dataclass
 class Run:
-    """Params after every step, the updates of every step, and the final state."""
+    """Params, updates and state after every step."""
 
     params: list[Any]
     updates: list[Any]
-    state: Any
+    states: list[Any]
+
+    @property
+    def state(self) -> Any:
+        return self.states[-1]
 
 
 def run(
@@ -233,7 +237,7 @@ def run(
     if state is None:
         with jax.disable_jit():
             state = tx.init(params)
-    out = Run([], [], None)
+    out = Run([], [], [])
     for _ in range(steps):
         grads = problem.grad(params)
         extra = extra_arguments(case, problem, params, grads)
@@ -242,7 +246,7 @@ def run(
         params = step_params(params, updates, case.step_scale)
         out.params.append(params)
         out.updates.append(updates)
-    out.state = state
+        out.states.append(state)
     return out
 
 

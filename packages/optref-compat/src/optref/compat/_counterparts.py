@@ -15,9 +15,9 @@ compat its own transformations.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,9 +35,13 @@ from optref.core import (
     StatelessWithTreeMap,
     WrappedSchedule,
 )
-from optref.core._hyperparameters import transformation_name
 
-from ._describe import describe_transformation, is_optax_transformation
+from ._describe import (
+    describe_transformation,
+    is_optax_transformation,
+    optref_factory_names,
+    optref_name,
+)
 from ._from_optax import FromOptax
 
 __all__ = [
@@ -60,9 +64,21 @@ class _Registration:
     builder: Callable[[Any], Any] | None = None
     factory: Callable[..., Any] | str | None = None
     rename: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[type, _Registration] = {}
+
+#: Registrations for classes of optref packages that compat does not depend on, applied
+#: when such a class is met: ``(package, class name) -> registration``. The fields
+#: ignored change no number (only warnings, or whether a loop is reverse-differentiable).
+_KNOWN: dict[tuple[str, str], _Registration] = {
+    ("optref.masking", "Partition"): _Registration(ignore=("unused",)),
+    ("optref.linesearch", "ScaleByZoomLinesearch"): _Registration(ignore=("differentiable",)),
+    ("optref.linesearch", "ScaleByBacktrackingLinesearch"): _Registration(
+        ignore=("differentiable",)
+    ),
+}
 
 _MASK_FIELD = "mask"
 
@@ -72,18 +88,22 @@ def register_optax_counterpart(
     factory: Callable[..., Any] | str | None = None,
     *,
     rename: Mapping[str, str] | None = None,
+    ignore: tuple[str, ...] = (),
     builder: Callable[[Any], Any] | None = None,
 ) -> None:
     """Declare how to build the Optax counterpart of the optref class ``cls``.
 
     - ``factory``: the Optax factory (a callable or a dotted name such as
       ``"optax.scale_by_adam"``), called with the module's fields as keyword arguments;
-      ``rename`` maps a field name to the Optax argument name when they differ.
+      ``rename`` maps a field name to the Optax argument name when they differ, and
+      ``ignore`` names fields that change no number (Optax need not have them).
     - ``builder``: a function ``module -> optax transformation`` for anything else; it
       may call :func:`optax_counterpart` on the module's members.
-    - neither: the default, the factory found by name (see the module docstring).
+    - neither: the factory found by name (see the module docstring), with ``rename`` and
+      ``ignore``.
 
-    A registration replaces any earlier one for ``cls``.
+    A registration replaces any earlier one for ``cls``. Subclasses that keep ``cls``'s
+    ``init`` and ``update`` use it too.
     """
     if builder is not None and factory is not None:
         raise ValueError("register_optax_counterpart: give a factory or a builder, not both.")
@@ -92,7 +112,16 @@ def register_optax_counterpart(
             f"register_optax_counterpart: cls must be a subclass of optref's "
             f"GradientTransformation, got {cls!r}."
         )
-    _REGISTRY[cls] = _Registration(builder, factory, dict(rename or {}))
+    _REGISTRY[cls] = _Registration(builder, factory, dict(rename or {}), tuple(ignore))
+
+
+def _registration(cls: type) -> _Registration:
+    if cls in _REGISTRY:
+        return _REGISTRY[cls]
+    for (package, name), registration in _KNOWN.items():
+        if cls.__name__ == name and cls.__module__.startswith(package + "."):
+            return registration
+    return _Registration()
 
 
 def _normalise(name: str) -> str:
@@ -116,50 +145,43 @@ def _optax_index() -> dict[str, tuple[str, Callable[..., Any]]]:
     return index
 
 
-_INDEX: dict[str, tuple[str, Callable[..., Any]]] | None = None
+@functools.cache
+def _optax_names() -> dict[str, tuple[str, Callable[..., Any]]]:
+    return _optax_index()
 
 
 def _lookup(name: str) -> tuple[str, Callable[..., Any]] | None:
-    global _INDEX
-    if _INDEX is None:
-        _INDEX = _optax_index()
-    return _INDEX.get(_normalise(name))
+    return _optax_names().get(_normalise(name))
 
 
-def _optref_factory_names(cls: type) -> list[str]:
-    """The optref factories in ``cls``'s module whose return annotation is ``cls``."""
-    module = inspect.getmodule(cls)
-    names = []
-    for name, obj in vars(module).items() if module is not None else ():
-        if not inspect.isfunction(obj) or name.startswith("_"):
-            continue
-        returns = obj.__annotations__.get("return")
-        if returns is cls or (
-            isinstance(returns, str) and re.fullmatch(rf"(\w+\.)?{cls.__name__}", returns.strip())
-        ):
-            names.append(name)
-    return names
-
-
-def _find_factory(cls: type) -> tuple[str, Callable[..., Any]]:
+def _find_factory(cls: type) -> tuple[str, Callable[..., Any]] | None:
+    """The Optax factory named like ``cls`` or like the optref factory that returns it."""
     found = _lookup(cls.__name__)
     if found is not None:
         return found
-    candidates = {
-        hit[0]: hit for hit in (_lookup(n) for n in _optref_factory_names(cls)) if hit
-    }
+    candidates = {hit[0]: hit for hit in (_lookup(n) for n in optref_factory_names(cls)) if hit}
     if len(candidates) == 1:
         return next(iter(candidates.values()))
-    name = transformation_name(cls)
-    detail = (
-        f"several Optax factories could be it ({', '.join(sorted(candidates))})"
-        if candidates
-        else f"Optax has no factory named like {cls.__name__} or its optref factory"
-    )
-    raise NoCounterpartError(
-        f"{name}: no Optax counterpart is known: {detail}. Register one with "
-        f"optref.compat.register_optax_counterpart({cls.__name__}, ...)."
-    )
+    return None
+
+
+def _same_behaviour_bases(cls: type) -> list[type]:
+    """``cls``, then its bases whose ``init`` and ``update`` it keeps (same numbers)."""
+    bases = [cls]
+    for base in cls.__mro__[1:]:
+        if base is GradientTransformation or not issubclass(base, GradientTransformation):
+            break
+        if base.init is not cls.init or base.update is not cls.update:
+            break
+        bases.append(base)
+    return bases
+
+
+def _resolve(factory: Callable[..., Any] | str) -> tuple[str, Callable[..., Any]]:
+    if isinstance(factory, str):
+        module, _, attribute = factory.rpartition(".")
+        return factory, getattr(importlib.import_module(module), attribute)
+    return getattr(factory, "__name__", repr(factory)), factory
 
 
 def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
@@ -214,14 +236,17 @@ def call_with_fields(
     *,
     factory_name: str | None = None,
     rename: Mapping[str, str] | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Any:
     """Call the Optax ``factory`` with ``tx``'s fields as its arguments, matched by name.
 
     Raises :class:`NoCounterpartError` when the factory needs an argument that ``tx`` has
-    no field for, or when ``tx`` has a field (not at its default) that the factory has no
-    argument for: the two would not compute the same thing.
+    no field for, or when ``tx`` has a field (not at its default, not in ``ignore``) that
+    the factory has no argument for: the two would not compute the same thing. A
+    ``mask`` field that the factory lacks wraps its result in ``optax.masked``, as
+    Optax's aliases do (``lars``'s trust ratio).
     """
-    name = transformation_name(tx)
+    name = optref_name(type(tx))
     factory_name = factory_name or getattr(factory, "__name__", repr(factory))
     rename = dict(rename or {})
     fields = {f.name: f for f in dataclasses.fields(tx)}
@@ -249,10 +274,10 @@ def call_with_fields(
         else:
             kwargs[parameter.name] = value
     unmatched = [
-        n for n in fields if n not in used and not _is_default(fields[n], getattr(tx, n))
+        n
+        for n in fields
+        if n not in used and n not in ignore and not _is_default(fields[n], getattr(tx, n))
     ]
-    # A ``mask`` that the Optax factory lacks is applied as Optax's aliases apply it,
-    # by wrapping the transformation in ``optax.masked`` (``lars``'s trust ratio).
     mask = _MASK_FIELD in unmatched and "mask" not in signature.parameters
     if mask:
         unmatched.remove(_MASK_FIELD)
@@ -289,20 +314,26 @@ def optax_counterpart(tx: GradientTransformation) -> optax.GradientTransformatio
             f"optax_counterpart: expected an optref GradientTransformation, got "
             f"{type(tx).__name__}."
         )
-    registration = _REGISTRY.get(type(tx))
-    if registration is not None and registration.builder is not None:
-        return optax.with_extra_args_support(registration.builder(tx))
-    if registration is not None and registration.factory is not None:
-        factory = registration.factory
-        if isinstance(factory, str):
-            module, _, attribute = factory.rpartition(".")
-            factory_name, factory = factory, getattr(importlib.import_module(module), attribute)
-        else:
-            factory_name = getattr(factory, "__name__", repr(factory))
-        return call_with_fields(factory, tx, factory_name=factory_name, rename=registration.rename)
-    factory_name, factory = _find_factory(type(tx))
-    rename = registration.rename if registration is not None else None
-    return call_with_fields(factory, tx, factory_name=factory_name, rename=rename)
+    cls = type(tx)
+    for klass in _same_behaviour_bases(cls):
+        registration = _registration(klass)
+        if registration.builder is not None:
+            return optax.with_extra_args_support(registration.builder(tx))
+        found = (
+            _resolve(registration.factory)
+            if registration.factory is not None
+            else _find_factory(klass)
+        )
+        if found is not None:
+            return call_with_fields(
+                found[1], tx, factory_name=found[0], rename=registration.rename,
+                ignore=registration.ignore,
+            )
+    raise NoCounterpartError(
+        f"{optref_name(cls)}: no Optax counterpart is known: Optax has no factory named "
+        f"like {cls.__name__} or its optref factory. Register one with "
+        f"optref.compat.register_optax_counterpart({cls.__name__}, ...)."
+    )
 
 
 def has_optax_counterpart(tx: GradientTransformation) -> bool:
@@ -363,4 +394,6 @@ register_optax_counterpart(InjectHyperparams, builder=_inject_hyperparams)
 register_optax_counterpart(NamedChain, builder=_named_chain)
 register_optax_counterpart(FromOptax, builder=lambda tx: tx.transformation)
 register_optax_counterpart(Stateless, "optax.stateless", rename={"fn": "f"})
-register_optax_counterpart(StatelessWithTreeMap, "optax.stateless_with_tree_map", rename={"fn": "f"})
+register_optax_counterpart(
+    StatelessWithTreeMap, "optax.stateless_with_tree_map", rename={"fn": "f"}
+)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import re
 from typing import Any
 
 import equinox as eqx
@@ -21,12 +24,40 @@ __all__ = [
     "describe_transformation",
     "is_optax_transformation",
     "optax_name",
+    "optref_factory_names",
+    "optref_name",
     "optref_of",
 ]
 
 #: The attribute that :func:`optref.compat.to_optax` sets on the ``init`` and ``update``
 #: functions it returns: the optref transformation they wrap.
 OPTREF_MARKER = "_optref_transformation"
+
+
+def optref_factory_names(cls: type) -> list[str]:
+    """The public functions of ``cls``'s module whose return annotation is ``cls``."""
+    module = inspect.getmodule(cls)
+    names = []
+    for name, obj in vars(module).items() if module is not None else ():
+        if not inspect.isfunction(obj) or name.startswith("_"):
+            continue
+        returns = obj.__annotations__.get("return")
+        if returns is cls or (
+            isinstance(returns, str) and re.fullmatch(rf"(\w+\.)?{cls.__name__}", returns.strip())
+        ):
+            names.append(name)
+    return names
+
+
+@functools.cache
+def optref_name(cls: type) -> str:
+    """The name of the factory of an optref class: ``ScaleByLBFGS`` -> ``scale_by_lbfgs``.
+
+    The factory in the class's module that returns it, when there is one; otherwise the
+    class name in snake case.
+    """
+    names = optref_factory_names(cls)
+    return names[0] if len(names) == 1 else transformation_name(cls)
 
 
 def is_optax_transformation(obj: Any) -> bool:
@@ -129,7 +160,7 @@ def describe_transformation(tx: Any) -> str:
 
     if isinstance(tx, FromOptax):
         return f"from_optax({tx.name})"
-    name = transformation_name(tx)
+    name = optref_name(type(tx))
     inner = [
         label + describe_transformation(member)
         for _, value in _transformation_fields(tx)
