@@ -63,8 +63,12 @@ def _loss(p: dict) -> jax.Array:
     return jnp.sum(jnp.cos(3 * p["w"]) * p["w"] ** 2) + jnp.sum(p["m"] ** 4 - p["m"])
 
 
-def _trajectory_pair(plain: oc.GradientTransformation, injected: oc.GradientTransformation,
-                     needs_value: bool, steps: int = STEPS) -> tuple:
+def _trajectory_pair(
+    plain: oc.GradientTransformation,
+    injected: oc.GradientTransformation,
+    needs_value: bool,
+    steps: int = STEPS,
+) -> tuple:
     """Both optimizers along their own trajectories, in one jitted scan."""
 
     def run(tx, params):

@@ -77,9 +77,7 @@ def test_named_chain_keys_and_members() -> None:
     )
     state = tx.init(PARAMS)
     assert float(oc.tree_get(state, "learning_rate")) == pytest.approx(0.05)
-    assert list(oc.tree_get_all(state, "learning_rate")) == [
-        "['opt'].hyperparams['learning_rate']"
-    ]
+    assert list(oc.tree_get_all(state, "learning_rate")) == ["['opt'].hyperparams['learning_rate']"]
     assert isinstance(oc.tree_get(state, "opt"), oc.InjectStatefulHyperparamsState)
     new = oc.tree_set(state, learning_rate=jnp.asarray(0.5))
     assert float(new["opt"].hyperparams["learning_rate"]) == 0.5
@@ -95,8 +93,14 @@ def test_named_chain_keys_and_members() -> None:
         lambda tx: oc.conditionally_transform(tx, lambda step: step % 2 == 0),
         lambda tx: oc.lookahead(tx, 2, 0.5),
     ],
-    ids=["apply_if_finite", "MultiSteps", "flatten", "conditionally_mask",
-         "conditionally_transform", "lookahead"],
+    ids=[
+        "apply_if_finite",
+        "MultiSteps",
+        "flatten",
+        "conditionally_mask",
+        "conditionally_transform",
+        "lookahead",
+    ],
 )
 def test_through_every_wrapper(wrap) -> None:
     inner = oc.inject_hyperparams(oc.adam)(learning_rate=0.1)
@@ -138,9 +142,7 @@ def test_tree_set_errors_and_several_keywords() -> None:
 def test_tree_set_a_whole_state_by_class_name() -> None:
     tx = oc.adam(0.1)
     state = tx.init(PARAMS)
-    fresh = oc.ScaleByAdamState(
-        count=jnp.asarray(5, jnp.int32), mu=PARAMS, nu=PARAMS
-    )
+    fresh = oc.ScaleByAdamState(count=jnp.asarray(5, jnp.int32), mu=PARAMS, nu=PARAMS)
     new = oc.tree_set(state, ScaleByAdamState=fresh)
     assert new[0] is fresh
     assert int(oc.tree_get(new, "count")) == 5

@@ -67,7 +67,7 @@ def test_apply_every_emits_the_sum_every_k_steps(k: int) -> None:
     for t, u in enumerate(updates):
         if t % k == k - 1:
             start = t - k + 1
-            expected = jax.tree.map(lambda *g: sum(g[1:], g[0]), *grads[start:t + 1])
+            expected = jax.tree.map(lambda *g: sum(g[1:], g[0]), *grads[start : t + 1])
             _close(u, expected)
         else:
             _equal(u, jax.tree.map(jnp.zeros_like, u))
@@ -80,7 +80,7 @@ def test_multi_steps_is_the_inner_optimizer_on_the_mean() -> None:
     ms = oc.MultiSteps(oc.adam(0.1), every_k_schedule=k)
     assert ms.gradient_transformation() is ms and ms.inner_opt is ms.opt
     updates, state = _run(ms, grads)
-    means = [jax.tree.map(lambda *g: sum(g) / k, *grads[i:i + k]) for i in (0, k)]
+    means = [jax.tree.map(lambda *g: sum(g) / k, *grads[i : i + k]) for i in (0, k)]
     reference, reference_state = _run(oc.adam(0.1), means)
     _close(updates[k - 1], reference[0])
     _close(updates[2 * k - 1], reference[1])
@@ -189,8 +189,9 @@ def test_conditionally_mask_and_transform(masking: bool) -> None:
 
 
 def test_conditional_forwards_extra_args() -> None:
-    tx = oc.conditionally_mask(oc.sgd(1.0), lambda step, value: value < 1.0,
-                               forward_extra_args=True)
+    tx = oc.conditionally_mask(
+        oc.sgd(1.0), lambda step, value: value < 1.0, forward_extra_args=True
+    )
     state = tx.init(PARAMS)
     u_low, state = tx.update(_grads(0), state, PARAMS, value=jnp.asarray(0.5))
     u_high, state = tx.update(_grads(0), state, PARAMS, value=jnp.asarray(2.0))
@@ -225,8 +226,9 @@ def test_wrappers_do_not_change_bits() -> None:
 def test_target_updates() -> None:
     new, old = PARAMS, jax.tree.map(jnp.zeros_like, PARAMS)
     _close(oc.incremental_update(new, old, 0.25), jax.tree.map(lambda p: 0.25 * p, PARAMS))
-    with_none = oc.incremental_update({"a": None, "b": jnp.ones(2)},
-                                      {"a": None, "b": jnp.zeros(2)}, 0.5)
+    with_none = oc.incremental_update(
+        {"a": None, "b": jnp.ones(2)}, {"a": None, "b": jnp.zeros(2)}, 0.5
+    )
     assert with_none["a"] is None
     _equal(oc.periodic_update(new, old, jnp.asarray(6), 3), new)
     _equal(oc.periodic_update(new, old, jnp.asarray(7), 3), old)

@@ -67,7 +67,8 @@ class ApplyEvery(GradientTransformation):
         grad_acc = jax.tree.map(accumulate, updates, state.grad_acc)
         new_updates = jax.tree.map(
             lambda g, acc: jnp.where(emit, acc, jnp.zeros_like(acc)).astype(g.dtype),
-            updates, grad_acc,
+            updates,
+            grad_acc,
         )
         return new_updates, ApplyEveryState(safe_increment(state.count) % self.k, grad_acc)
 

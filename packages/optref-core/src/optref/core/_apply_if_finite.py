@@ -82,7 +82,12 @@ class ApplyIfFinite(GradientTransformation):
         )
         give_up = notfinite_count > self.max_consecutive_errors
         new_updates, inner_state = inner_update_if(
-            finite | give_up, self.inner, updates, state.inner_state, params, extra,
+            finite | give_up,
+            self.inner,
+            updates,
+            state.inner_state,
+            params,
+            extra,
             tree_zeros_like,
         )
         return new_updates, ApplyIfFiniteState(

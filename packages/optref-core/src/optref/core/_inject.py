@@ -115,9 +115,7 @@ def _is_numeric(value: Any) -> bool:
         return False
     if isinstance(value, jax.Array | np.ndarray | np.number):
         dtype = value.dtype
-        return jnp.issubdtype(dtype, jnp.number) and not jnp.issubdtype(
-            dtype, jax.dtypes.prng_key
-        )
+        return jnp.issubdtype(dtype, jnp.number) and not jnp.issubdtype(dtype, jax.dtypes.prng_key)
     return isinstance(value, int | float)
 
 

@@ -134,12 +134,18 @@ class MultiSteps(GradientTransformation):
         def take(_: None) -> tuple[PyTree, MultiStepsState]:
             total = jax.tree.map(accumulate, updates, state.acc_grads)
             inner_updates, inner_state = inner_update_if(
-                emit, self.opt, jax.tree.map(lambda a, g: a.astype(g.dtype), total, updates),
-                state.inner_opt_state, params, extra, tree_zeros_like,
+                emit,
+                self.opt,
+                jax.tree.map(lambda a, g: a.astype(g.dtype), total, updates),
+                state.inner_opt_state,
+                params,
+                extra,
+                tree_zeros_like,
             )
             acc_grads = jax.tree.map(
                 lambda a, old: jnp.where(emit, jnp.zeros_like(a), a).astype(old.dtype),
-                total, state.acc_grads,
+                total,
+                state.acc_grads,
             )
             return inner_updates, MultiStepsState(
                 mini_step=safe_increment(state.mini_step) % k,

@@ -46,7 +46,9 @@ def skip_not_finite(
 
 
 def skip_large_updates(
-    updates: PyTree, gradient_step: ArrayLike, params: PyTree | None,
+    updates: PyTree,
+    gradient_step: ArrayLike,
+    params: PyTree | None,
     max_squared_norm: ArrayLike,
 ) -> tuple[Array, dict[str, Array]]:
     """Skip the updates when their squared global norm is not below ``max_squared_norm``.
@@ -62,4 +64,3 @@ def skip_large_updates(
     norm_squared = tree_l2_norm(updates, squared=True)
     should_skip = jnp.logical_not(norm_squared < max_squared_norm)
     return should_skip, {"should_skip": should_skip, "norm_squared": norm_squared}
-

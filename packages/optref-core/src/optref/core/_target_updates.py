@@ -12,9 +12,7 @@ from ._tree import tree_where
 __all__ = ["incremental_update", "periodic_update"]
 
 
-def incremental_update(
-    new_tensors: PyTree, old_tensors: PyTree, step_size: ArrayLike
-) -> PyTree:
+def incremental_update(new_tensors: PyTree, old_tensors: PyTree, step_size: ArrayLike) -> PyTree:
     """The Polyak (exponential moving) average of the params, one step of it.
 
     $$\\bar\\theta \\leftarrow \\tau\\,\\theta + (1 - \\tau)\\,\\bar\\theta$$

@@ -67,8 +67,12 @@ def _is_record(node: Any) -> bool:
 def _children(node: Any, search_keys: bool) -> list[_Child]:
     if isinstance(node, eqx.Module):
         return [
-            _Child(GetAttrKey(f.name), getattr(node, f.name), f.name,
-                   f.metadata.get("search_keys", True))
+            _Child(
+                GetAttrKey(f.name),
+                getattr(node, f.name),
+                f.name,
+                f.metadata.get("search_keys", True),
+            )
             for f in dataclasses.fields(node)
         ]
     if _is_named_tuple(node):
@@ -140,9 +144,7 @@ def tree_get_all(tree: PyTree, key: str, filtering: PathFilter = None) -> dict[s
     return {path_str(p): v for p, v in tree_get_all_with_path(tree, key, filtering)}
 
 
-def tree_get(
-    tree: PyTree, key: str, default: Any = None, filtering: PathFilter = None
-) -> Any:
+def tree_get(tree: PyTree, key: str, default: Any = None, filtering: PathFilter = None) -> Any:
     """The one value named ``key`` in ``tree`` (a hyperparameter, a state field, a state).
 
     $$\\operatorname{tree\\_get}(T, k) = v \\quad \\text{for the unique } (\\pi, v)
@@ -188,8 +190,9 @@ def _rebuild(node: Any, children: list[_Child], values: list[Any]) -> Any:
     return type(node)(values)
 
 
-def _replace(node: Any, path: KeyPath, search_keys: bool, filtering: PathFilter,
-             changes: dict[str, Any]) -> Any:
+def _replace(
+    node: Any, path: KeyPath, search_keys: bool, filtering: PathFilter, changes: dict[str, Any]
+) -> Any:
     children = _children(node, search_keys)
     values = []
     for child in children:
@@ -198,15 +201,19 @@ def _replace(node: Any, path: KeyPath, search_keys: bool, filtering: PathFilter,
         if _is_record(child.value):
             names.append(type(child.value).__name__)
         chosen = next(
-            (n for n in names if isinstance(n, str) and n in changes
-             and _accepts(filtering, child_path, child.value)),
+            (
+                n
+                for n in names
+                if isinstance(n, str)
+                and n in changes
+                and _accepts(filtering, child_path, child.value)
+            ),
             None,
         )
         if chosen is not None:
             values.append(changes[chosen])
         else:
-            values.append(_replace(child.value, child_path, child.search_keys, filtering,
-                                   changes))
+            values.append(_replace(child.value, child_path, child.search_keys, filtering, changes))
     return _rebuild(node, children, values)
 
 
