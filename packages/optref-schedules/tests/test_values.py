@@ -132,7 +132,7 @@ def test_tail_of_a_cosine_decay_keeps_relative_precision_in_float32() -> None:
     """½(1 + cos πs) cancels in float32 near s = 1; the value must not."""
     schedule = S.cosine_decay_schedule(jnp.float32(1.0), 1000)
     counts = jnp.arange(990, 1000)
-    value = np.asarray(jax.vmap(schedule)(counts))
+    value = np.asarray(jax.jit(jax.vmap(schedule))(counts))
     exact = np.sin(np.pi / 2 * (1000 - np.arange(990, 1000)) / 1000) ** 2
     assert value.dtype == np.float32
     np.testing.assert_allclose(value, exact, rtol=4 * np.finfo(np.float32).eps)
@@ -151,8 +151,8 @@ def test_value_dtype_follows_the_values(dtype) -> None:
         S.cosine_onecycle_schedule(10, one),
         S.constant_schedule(one),
     ):
-        for count in (jnp.int32(4), jnp.int64(4), 4, jnp.float32(4.0)):
-            assert schedule(count).dtype == dtype, (schedule, count)
+        for count in (jnp.int32(4), jnp.float32(4.0)):
+            assert jax.eval_shape(schedule, count).dtype == dtype, (schedule, count)
 
 
 def test_python_numbers_give_the_default_float() -> None:

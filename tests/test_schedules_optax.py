@@ -1,0 +1,180 @@
+"""optref.schedules against Optax 0.2.8: float64 values equal at every integer step of every
+conformance case, float32 within a few eps of the float64 run, reduce_on_plateau's updates
+and states equal step by step.
+
+Reads ``optref.schedules.conformance.CASES`` and compares directly (the audit runner does
+the same, and more, for every installed package).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from optref.schedules.conformance import CASES, INT32_COUNT_DEVIATION
+
+jax.config.update("jax_enable_x64", True)
+
+SCHEDULE_CASES = [c for c in CASES if c["kind"] == "schedule"]
+PLATEAU_CASES = [c for c in CASES if c["optref"].endswith("reduce_on_plateau")]
+# Every case is evaluated on the same counts, so eager operations compile once.
+COUNTS = np.arange(max(c["steps"] for c in SCHEDULE_CASES) + 1)
+F32_EPS = float(np.finfo(np.float32).eps)
+# float32 error bound, in eps of the value (not of the schedule's scale).
+F32_BOUND = 6.0
+
+
+def _resolve(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            obj = getattr(obj, attribute)
+        return obj
+    raise ImportError(dotted)
+
+
+def _argument(value: Any, library: str) -> Any:
+    if isinstance(value, dict) and set(value) == {"optref", "optax", "kwargs"}:
+        factory = _resolve(value[library])
+        return factory(**{k: _argument(v, library) for k, v in value["kwargs"].items()})
+    if isinstance(value, list):
+        return [_argument(v, library) for v in value]
+    return value
+
+
+def build(case: dict[str, Any], library: str, kwargs: dict[str, Any] | None = None) -> Any:
+    kwargs = case["kwargs"] if kwargs is None else kwargs
+    return _resolve(case[library])(**{k: _argument(v, library) for k, v in kwargs.items()})
+
+
+def _round_floats(value: Any, to: Any) -> Any:
+    """Every Python float in a case's arguments, as ``to`` (np.float32 or float)."""
+    if isinstance(value, float):
+        return to(np.float32(value))
+    if isinstance(value, dict):
+        return {k: (v if k in ("optref", "optax") else _round_floats(v, to))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round_floats(v, to) for v in value]
+    return value
+
+
+def values(schedule: Any, dtype: Any = jnp.int64) -> np.ndarray:
+    return np.asarray(jax.vmap(schedule)(jnp.asarray(COUNTS, dtype)), dtype=np.float64)
+
+
+def float64_difference(case: dict[str, Any]) -> tuple[float, float]:
+    """Max abs and max relative difference optref - Optax, float64, int64 counts 0..steps."""
+    steps = case["steps"] + 1
+    ours = values(build(case, "optref"))[:steps]
+    theirs = values(build(case, "optax"))[:steps]
+    difference = np.abs(ours - theirs)
+    relative = difference / np.maximum(np.abs(theirs), np.finfo(np.float64).tiny)
+    return float(difference.max()), float(np.where(difference == 0, 0, relative).max())
+
+
+def float32_error(case: dict[str, Any]) -> float:
+    """Max error of optref's float32 run (int32 counts), in float32 eps of each value,
+    against its float64 run on the same float32-rounded arguments."""
+    steps = case["steps"] + 1
+    ours32 = build(case, "optref", _round_floats(case["kwargs"], np.float32))
+    oracle = build(case, "optref", _round_floats(case["kwargs"], float))
+    low = values(ours32, jnp.int32)[:steps]
+    high = values(oracle)[:steps]
+    assert ours32(jnp.int32(0)).dtype == jnp.float32
+    error = np.abs(low - high) / np.maximum(np.abs(high), np.finfo(np.float32).tiny)
+    return float(np.where(low == high, 0, error).max() / F32_EPS)
+
+
+def _deviation(case: dict[str, Any]) -> dict[str, Any] | None:
+    for deviation in case.get("deviations", ()):
+        if deviation is not INT32_COUNT_DEVIATION:
+            return deviation
+    return None
+
+
+@pytest.mark.parametrize("case", SCHEDULE_CASES, ids=lambda c: c["name"])
+def test_float64_equals_optax_at_every_step(case) -> None:
+    if _deviation(case) is not None:
+        pytest.skip("a recorded deviation: see test_recorded_deviations")
+    _, relative = float64_difference(case)
+    assert relative <= 1e-12, relative
+
+
+@pytest.mark.parametrize("case", SCHEDULE_CASES, ids=lambda c: c["name"])
+def test_count_dtype_does_not_change_the_value(case) -> None:
+    """With int32 counts Optax computes some schedules in float32 (INT32_COUNT_DEVIATION);
+    optref gives its float64 value whatever the count's dtype."""
+    schedule = build(case, "optref")
+    np.testing.assert_allclose(values(schedule, jnp.int32), values(schedule), rtol=4e-16)
+
+
+@pytest.mark.parametrize("case", SCHEDULE_CASES, ids=lambda c: c["name"])
+def test_float32_within_a_few_eps_of_float64(case) -> None:
+    assert float32_error(case) <= F32_BOUND
+
+
+def test_int32_deviation_is_real() -> None:
+    """Optax's own int32 counts make its linear schedule float32 under jax_enable_x64."""
+    import optax
+
+    schedule = optax.linear_schedule(1.0, 0.1, 50)
+    assert schedule(jnp.int32(7)).dtype == jnp.float32
+    assert schedule(jnp.int64(7)).dtype == jnp.float64
+
+
+def test_recorded_deviations() -> None:
+    """Where a case records a deviation, Optax differs, and optref does what it documents."""
+    by_name = {c["name"]: c for c in SCHEDULE_CASES}
+    no_warmup = by_name["schedules.warmup_constant_schedule-no_warmup"]
+    ours, theirs = build(no_warmup, "optref"), build(no_warmup, "optax")
+    assert float(ours(0)) == 1.0 and float(theirs(0)) == 0.1  # peak vs init forever
+    zero_peak = by_name["schedules.warmup_cosine_decay_schedule-zero_peak"]
+    ours, theirs = build(zero_peak, "optref"), build(zero_peak, "optax")
+    assert float(ours(20)) == 0.01 and float(theirs(20)) == 0.0  # end_value ignored
+    # Before the deviation kicks in, the two agree.
+    assert float(ours(3)) == float(theirs(3))
+
+
+def _plateau_run(transform: Any, params: Any, losses: list[float]) -> tuple[list, list]:
+    state = transform.init(params)
+    step = jax.jit(lambda p, s, v: transform.update(p, s, value=v))
+    updates_seen, states_seen = [], []
+    for loss in losses:
+        updates, state = step(params, state, jnp.asarray(loss))
+        updates_seen.append(updates)
+        states_seen.append(state)
+    return updates_seen, states_seen
+
+
+LOSSES = [5.0, 4.0, 3.9, 3.95, 3.9, 3.0, 2.99, 2.995, 2.98, 2.97, 2.5, 2.5, 2.5, 2.5,
+          2.49, 2.48, 2.47, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+@pytest.mark.parametrize("case", PLATEAU_CASES, ids=lambda c: c["name"])
+def test_reduce_on_plateau_equals_optax(case, dtype) -> None:
+    params = {"w": jnp.linspace(-1.0, 1.0, 4, dtype=dtype), "b": jnp.ones((), dtype)}
+    ours_updates, ours_states = _plateau_run(build(case, "optref"), params, LOSSES)
+    theirs_updates, theirs_states = _plateau_run(build(case, "optax"), params, LOSSES)
+    fields = ["scale", "best_value", "plateau_count", "cooldown_count", "count", "avg_value"]
+    assert list(theirs_states[0]._fields) == fields
+    for step, (ours, theirs) in enumerate(zip(ours_states, theirs_states, strict=True)):
+        for field in fields:
+            a, b = getattr(ours, field), getattr(theirs, field)
+            assert a.dtype == b.dtype, (step, field)
+            np.testing.assert_allclose(a, b, rtol=1e-15, err_msg=f"step {step} {field}")
+    for ours, theirs in zip(ours_updates, theirs_updates, strict=True):
+        for key in params:
+            assert ours[key].dtype == theirs[key].dtype
+            np.testing.assert_array_equal(ours[key], theirs[key])
+    assert float(ours_states[-1].scale) < 1.0
