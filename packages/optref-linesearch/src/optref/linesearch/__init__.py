@@ -22,4 +22,21 @@ from ._zoom import (
     scale_by_zoom_linesearch,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "BacktrackingLinesearchInfo",
+    "ScaleByBacktrackingLinesearch",
+    "ScaleByBacktrackingLinesearchState",
+    "ScaleByLBFGS",
+    "ScaleByLBFGSState",
+    "ScaleByZoomLinesearch",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "cubic_minimizer",
+    "lbfgs",
+    "precondition",
+    "quadratic_minimizer",
+    "scale_by_backtracking_linesearch",
+    "scale_by_lbfgs",
+    "scale_by_zoom_linesearch",
+    "value_and_grad_from_state",
+]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -26,15 +27,32 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree
 
-from optref.core import check_tree_fits
+from optref.core import HyperparameterError, check_tree_fits
 
-__all__ = ["LinesearchArguments", "linesearch_arguments", "split_kwargs"]
+__all__ = ["LinesearchArguments", "linesearch_arguments", "split_kwargs", "static_int"]
 
 _NEEDED = {
     "value": "the objective at params",
     "grad": "the gradient of the objective at params",
     "value_fn": "the objective, called as value_fn(params, **extra)",
 }
+
+
+def static_int(where: str, argument: str, value: Any, low: int, role: str) -> int:
+    """``value`` as a Python int of at least ``low`` (a loop bound, a memory size).
+
+    Raises :class:`~optref.core.HyperparameterError` naming the transformation, the
+    argument and its ``role`` for anything else (a float, a traced array).
+    """
+    try:
+        number = operator.index(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError) as error:
+        raise HyperparameterError(
+            f"{where}: {argument} must be a Python int ({role}), got {value!r}."
+        ) from error
+    if number < low:
+        raise HyperparameterError(f"{where}: {argument} must be >= {low}, got {number}.")
+    return number
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import equinox as eqx
@@ -12,7 +11,6 @@ from jaxtyping import Array, Float, Inexact, Int, PyTree, jaxtyped
 
 from optref.core import (
     GradientTransformation,
-    HyperparameterError,
     check_range,
     check_state,
     check_tree_fits,
@@ -21,7 +19,7 @@ from optref.core import (
 )
 from optref.core._typecheck import typechecker
 
-from ._arguments import linesearch_arguments
+from ._arguments import linesearch_arguments, static_int
 from ._loop import line_search_loop
 from ._objective import (
     descent_gradient,
@@ -84,18 +82,6 @@ class _Trial(eqx.Module):
     iter_num: Array
 
 
-def _as_steps(where: str, argument: str, value: Any, low: int) -> int:
-    try:
-        steps = operator.index(value if not hasattr(value, "item") else value.item())
-    except TypeError as error:
-        raise HyperparameterError(
-            f"{where}: {argument} must be a Python int (it bounds the loop), got {value!r}."
-        ) from error
-    if steps < low:
-        raise HyperparameterError(f"{where}: {argument} must be >= {low}, got {steps}.")
-    return steps
-
-
 class ScaleByBacktrackingLinesearch(GradientTransformation):
     """Scale the updates by the largest tried step size that decreases the objective enough."""
 
@@ -110,22 +96,39 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
     verbose: bool = eqx.field(static=True, default=False)
     differentiable: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = (
-        "slope_rtol", "decrease_factor", "increase_factor", "max_learning_rate", "atol", "rtol",
+        "slope_rtol",
+        "decrease_factor",
+        "increase_factor",
+        "max_learning_rate",
+        "atol",
+        "rtol",
     )
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self,
             "max_backtracking_steps",
-            _as_steps("scale_by_backtracking_linesearch", "max_backtracking_steps",
-                      self.max_backtracking_steps, 0),
+            static_int(
+                "scale_by_backtracking_linesearch",
+                "max_backtracking_steps",
+                self.max_backtracking_steps,
+                0,
+                "it bounds the loop",
+            ),
         )
         super().__post_init__()
 
     def __check_init__(self) -> None:
         check_range(self, "slope_rtol", self.slope_rtol, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "decrease_factor", self.decrease_factor, 0.0, 1.0,
-                    low_inclusive=False, high_inclusive=False)
+        check_range(
+            self,
+            "decrease_factor",
+            self.decrease_factor,
+            0.0,
+            1.0,
+            low_inclusive=False,
+            high_inclusive=False,
+        )
         check_range(self, "increase_factor", self.increase_factor, 1.0)
         check_range(self, "max_learning_rate", self.max_learning_rate, 0.0, low_inclusive=False)
         check_range(self, "atol", self.atol, 0.0)
@@ -154,8 +157,9 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
                 f"but store_grad={self.store_grad}: the state was built by another line search."
             )
         if self.store_grad:
-            check_tree_fits(state.grad, updates, where=where, reference_name="state.grad",
-                            tree_name="updates")
+            check_tree_fits(
+                state.grad, updates, where=where, reference_name="state.grad", tree_name="updates"
+            )
         args = linesearch_arguments(where, updates, params, extra)
         dtype = state.value.dtype
 
@@ -164,7 +168,10 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
 
         slope_rtol, decrease_factor = hyper(self.slope_rtol), hyper(self.decrease_factor)
         max_learning_rate, atol, rtol = (
-            hyper(self.max_learning_rate), hyper(self.atol), hyper(self.rtol))
+            hyper(self.max_learning_rate),
+            hyper(self.atol),
+            hyper(self.rtol),
+        )
         value = args.value.astype(dtype)
         # The slope of eta -> f(params + eta * updates) at 0; negative for a descent direction.
         slope = real_vdot(args.grad, updates).astype(dtype)
@@ -233,7 +240,10 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
             "scale_by_backtracking_linesearch: no step size gave sufficient decrease. "
             "value={value}, slope={slope}, step size={stepsize}, decrease error={error}"
             " (a step size of 0 is used where it is infinite)",
-            value=value, slope=slope, stepsize=last.learning_rate, error=last.decrease_error,
+            value=value,
+            slope=slope,
+            stepsize=last.learning_rate,
+            error=last.decrease_error,
         )
         # Where even the smallest trial was not finite, take no step.
         learning_rate = jnp.where(jnp.isinf(last.decrease_error), 0.0, last.learning_rate)
@@ -304,6 +314,14 @@ def scale_by_backtracking_linesearch(
     ``optax.scale_by_backtracking_linesearch``.
     """
     return ScaleByBacktrackingLinesearch(
-        max_backtracking_steps, slope_rtol, decrease_factor, increase_factor,
-        max_learning_rate, atol, rtol, store_grad, verbose, differentiable,
+        max_backtracking_steps,
+        slope_rtol,
+        decrease_factor,
+        increase_factor,
+        max_learning_rate,
+        atol,
+        rtol,
+        store_grad,
+        verbose,
+        differentiable,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import equinox as eqx
@@ -13,7 +12,6 @@ from jaxtyping import Array, Float, Inexact, Int, PyTree, jaxtyped
 from optref.core import (
     Chain,
     GradientTransformation,
-    HyperparameterError,
     ScalarOrSchedule,
     chain,
     check_state,
@@ -34,6 +32,7 @@ from optref.core import (
 )
 from optref.core._typecheck import typechecker
 
+from ._arguments import static_int
 from ._objective import real_vdot, scalar_dtype, tree_cast_like
 from ._zoom import scale_by_zoom_linesearch
 
@@ -126,16 +125,9 @@ class ScaleByLBFGS(GradientTransformation):
     scale_init_precond: bool = eqx.field(static=True, default=True)
 
     def __post_init__(self) -> None:
-        value = self.memory_size
-        try:
-            size = operator.index(value)
-        except TypeError as error:
-            raise HyperparameterError(
-                f"scale_by_lbfgs: memory_size must be an int (it sets the memory's shape), "
-                f"got {value!r}."
-            ) from error
-        if size < 1:
-            raise HyperparameterError(f"scale_by_lbfgs: memory_size must be >= 1, got {size}.")
+        size = static_int(
+            "scale_by_lbfgs", "memory_size", self.memory_size, 1, "it sets the memory's shape"
+        )
         object.__setattr__(self, "memory_size", size)
         super().__post_init__()
 
@@ -177,8 +169,9 @@ class ScaleByLBFGS(GradientTransformation):
         # <s, y> (a failed line search, float32 or bfloat16 cancellation) would give an
         # infinite or negative weight. Such a pair is stored as zeros with weight 0.
         eps = _lowest_precision_eps(params)
-        threshold = eps * tree_l2_norm(diff_params).astype(dtype) * tree_l2_norm(
-            diff_updates).astype(dtype)
+        threshold = (
+            eps * tree_l2_norm(diff_params).astype(dtype) * tree_l2_norm(diff_updates).astype(dtype)
+        )
         weight = safe_div(1.0, curvature)
         accepted = (count > 0) & (curvature > threshold) & jnp.isfinite(weight)
         weight = jnp.where(accepted, weight, 0.0).astype(dtype)
@@ -205,7 +198,11 @@ class ScaleByLBFGS(GradientTransformation):
 
         # 3. The product P_k g by the two-loop recursion.
         direction = precondition(
-            updates, diff_params_memory, diff_updates_memory, weights_memory, identity_scale,
+            updates,
+            diff_params_memory,
+            diff_updates_memory,
+            weights_memory,
+            identity_scale,
             memory_idx,
         )
         # A direction that overflowed (only possible with nearly degenerate pairs in low

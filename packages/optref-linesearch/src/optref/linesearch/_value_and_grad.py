@@ -61,8 +61,6 @@ def value_and_grad_from_state(
             new_value, new_grad = evaluate(params, *fn_args, **fn_kwargs)
             return jnp.asarray(new_value).astype(value.dtype), tree_cast_like(new_grad, grad)
 
-        return jax.lax.cond(
-            jnp.isfinite(value), lambda _: (value, grad), computed, None
-        )
+        return jax.lax.cond(jnp.isfinite(value), lambda _: (value, grad), computed, None)
 
     return value_and_grad

@@ -7,7 +7,6 @@ approximate sufficient-decrease condition near a minimum, as in Optax.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from typing import Any
 
 import equinox as eqx
@@ -27,7 +26,7 @@ from optref.core import (
 )
 from optref.core._typecheck import typechecker
 
-from ._arguments import linesearch_arguments
+from ._arguments import linesearch_arguments, static_int
 from ._interpolation import cubic_minimizer, quadratic_minimizer
 from ._loop import line_search_loop
 from ._objective import (
@@ -137,22 +136,20 @@ class ScaleByZoomLinesearch(GradientTransformation):
     verbose: bool = eqx.field(static=True, default=False)
     differentiable: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = (
-        "max_learning_rate", "tol", "increase_factor", "slope_rtol", "curv_rtol",
-        "approx_dec_rtol", "stepsize_precision",
+        "max_learning_rate",
+        "tol",
+        "increase_factor",
+        "slope_rtol",
+        "curv_rtol",
+        "approx_dec_rtol",
+        "stepsize_precision",
     )
 
     def __post_init__(self) -> None:
         where = "scale_by_zoom_linesearch"
-        value = self.max_linesearch_steps
-        try:
-            steps = operator.index(value.item() if hasattr(value, "item") else value)
-        except TypeError as error:
-            raise HyperparameterError(
-                f"{where}: max_linesearch_steps must be a Python int (it bounds the loop), "
-                f"got {value!r}."
-            ) from error
-        if steps < 1:
-            raise HyperparameterError(f"{where}: max_linesearch_steps must be >= 1, got {steps}.")
+        steps = static_int(
+            where, "max_linesearch_steps", self.max_linesearch_steps, 1, "it bounds the loop"
+        )
         object.__setattr__(self, "max_linesearch_steps", steps)
         if self.initial_guess_strategy not in INITIAL_GUESS_STRATEGIES:
             raise HyperparameterError(
@@ -208,8 +205,11 @@ class ScaleByZoomLinesearch(GradientTransformation):
         def on_line(stepsize: Array) -> tuple[Array, PyTree, Array]:
             new_value, new_grad = value_and_grad(point_on_line(args.params, stepsize, updates))
             new_grad = tree_cast_like(new_grad, state.grad)
-            return jnp.asarray(new_value).astype(dtype), new_grad, real_vdot(
-                new_grad, updates).astype(dtype)
+            return (
+                jnp.asarray(new_value).astype(dtype),
+                new_grad,
+                real_vdot(new_grad, updates).astype(dtype),
+            )
 
         def decrease_error_at(stepsize: Array, value: Array, slope: Array) -> Array:
             # Sufficient decrease (Armijo), Nocedal & Wright eq. (3.7a) ...
@@ -259,21 +259,35 @@ class ScaleByZoomLinesearch(GradientTransformation):
             # a larger step: stop there (the step decreases the objective).
             done = (new_error <= tol) | (max_reached & ~interval_found)
             print_if(
-                self.verbose, max_reached & ~interval_found,
+                self.verbose,
+                max_reached & ~interval_found,
                 "scale_by_zoom_linesearch: no interval satisfies the curvature condition "
                 "below max_learning_rate; returning step size {stepsize} (decrease error "
                 "{decrease}, curvature error {curvature}).",
-                stepsize=new_stepsize, decrease=decrease_error, curvature=curvature_error,
+                stepsize=new_stepsize,
+                decrease=decrease_error,
+                curvature=curvature_error,
             )
             return _Search(
                 count=safe_increment(s.count),
-                stepsize=new_stepsize, value=new_value, grad=new_grad, slope=new_slope,
-                decrease_error=decrease_error, curvature_error=curvature_error, error=new_error,
-                interval_found=interval_found, done=done,
+                stepsize=new_stepsize,
+                value=new_value,
+                grad=new_grad,
+                slope=new_slope,
+                decrease_error=decrease_error,
+                curvature_error=curvature_error,
+                error=new_error,
+                interval_found=interval_found,
+                done=done,
                 failed=(s.count + 1 >= max_steps) & ~done,
-                low=low, value_low=value_low, slope_low=slope_low,
-                high=high, value_high=value_high, slope_high=slope_high,
-                cubic_ref=low, value_cubic_ref=value_low,
+                low=low,
+                value_low=value_low,
+                slope_low=slope_low,
+                high=high,
+                value_high=value_high,
+                slope_high=slope_high,
+                cubic_ref=low,
+                value_cubic_ref=value_low,
                 **_safe_fields(safe_point),
             )
 
@@ -288,18 +302,26 @@ class ScaleByZoomLinesearch(GradientTransformation):
             # Interpolate: cubic if its minimiser is well inside the interval, else
             # quadratic, else bisect.
             middle_cubic, cubic_exists = cubic_minimizer(
-                s.low, s.value_low, s.slope_low, s.high, s.value_high, s.cubic_ref,
+                s.low,
+                s.value_low,
+                s.slope_low,
+                s.high,
+                s.value_high,
+                s.cubic_ref,
                 s.value_cubic_ref,
             )
             use_cubic = (
-                cubic_exists & (middle_cubic > left + cubic_check)
+                cubic_exists
+                & (middle_cubic > left + cubic_check)
                 & (middle_cubic < right - cubic_check)
             )
             middle_quad, quad_exists = quadratic_minimizer(
                 s.low, s.value_low, s.slope_low, s.high, s.value_high
             )
             use_quad = (
-                (~use_cubic) & quad_exists & (middle_quad > left + quad_check)
+                (~use_cubic)
+                & quad_exists
+                & (middle_quad > left + quad_check)
                 & (middle_quad < right - quad_check)
             )
             use_bisection = (~use_cubic) & (~use_quad)
@@ -325,30 +347,45 @@ class ScaleByZoomLinesearch(GradientTransformation):
             set_low_to_middle = ~set_high_to_middle
             middle_point = (middle, value_middle, slope_middle)
             high_point = tree_where(
-                set_high_to_middle, middle_point, (s.high, s.value_high, s.slope_high))
-            high_point = tree_where(
-                set_high_to_low, (s.low, s.value_low, s.slope_low), high_point)
+                set_high_to_middle, middle_point, (s.high, s.value_high, s.slope_high)
+            )
+            high_point = tree_where(set_high_to_low, (s.low, s.value_low, s.slope_low), high_point)
             low_point = tree_where(
-                set_low_to_middle, middle_point, (s.low, s.value_low, s.slope_low))
+                set_low_to_middle, middle_point, (s.low, s.value_low, s.slope_low)
+            )
             # The previous high, if high moved, else the previous low, is the next
             # reference point of the cubic.
             cubic_ref, value_cubic_ref = tree_where(
                 set_high_to_middle | set_high_to_low,
-                (s.high, s.value_high), (s.low, s.value_low),
+                (s.high, s.value_high),
+                (s.low, s.value_low),
             )
             # Stop at the step budget, or once the interval is below the precision and a
             # step with sufficient decrease is known (steep objectives may need tiny steps,
             # so without one the search goes on).
             presumably_failed = (s.count + 1 >= max_steps) | (
-                too_small_interval & (safe_point[0] > 0.0))
+                too_small_interval & (safe_point[0] > 0.0)
+            )
             return _Search(
                 count=safe_increment(s.count),
-                stepsize=middle, value=value_middle, grad=grad_middle, slope=slope_middle,
-                decrease_error=decrease_error, curvature_error=curvature_error, error=new_error,
-                interval_found=s.interval_found, done=done, failed=presumably_failed & ~done,
-                low=low_point[0], value_low=low_point[1], slope_low=low_point[2],
-                high=high_point[0], value_high=high_point[1], slope_high=high_point[2],
-                cubic_ref=cubic_ref, value_cubic_ref=value_cubic_ref,
+                stepsize=middle,
+                value=value_middle,
+                grad=grad_middle,
+                slope=slope_middle,
+                decrease_error=decrease_error,
+                curvature_error=curvature_error,
+                error=new_error,
+                interval_found=s.interval_found,
+                done=done,
+                failed=presumably_failed & ~done,
+                low=low_point[0],
+                value_low=low_point[1],
+                slope_low=low_point[2],
+                high=high_point[0],
+                value_high=high_point[1],
+                slope_high=high_point[2],
+                cubic_ref=cubic_ref,
+                value_cubic_ref=value_cubic_ref,
                 **_safe_fields(safe_point),
             )
 
@@ -358,7 +395,9 @@ class ScaleByZoomLinesearch(GradientTransformation):
             outside_domain = jnp.isinf(s.decrease_error)
             use_safe = (s.safe_stepsize > 0.0) | outside_domain
             stepsize, value, grad = tree_where(
-                use_safe, (s.safe_stepsize, s.safe_value, s.safe_grad), (s.stepsize, s.value, s.grad)
+                use_safe,
+                (s.safe_stepsize, s.safe_value, s.safe_grad),
+                (s.stepsize, s.value, s.grad),
             )
             # The errors describe the returned step (Optax reports the last trial's).
             decrease_error, curvature_error = tree_where(
@@ -367,15 +406,24 @@ class ScaleByZoomLinesearch(GradientTransformation):
                 (s.decrease_error, s.curvature_error),
             )
             print_if(
-                self.verbose, True,
+                self.verbose,
+                True,
                 "scale_by_zoom_linesearch: failed after {count} steps (value {value0}, slope "
                 "{slope0}). Returning step size {stepsize}: decrease error {decrease}, "
                 "curvature error {curvature}.",
-                count=s.count, value0=value_init, slope0=slope_init, stepsize=stepsize,
-                decrease=decrease_error, curvature=curvature_error,
+                count=s.count,
+                value0=value_init,
+                slope0=slope_init,
+                stepsize=stepsize,
+                decrease=decrease_error,
+                curvature=curvature_error,
             )
             return dataclasses.replace(
-                s, stepsize=stepsize, value=value, grad=grad, decrease_error=decrease_error,
+                s,
+                stepsize=stepsize,
+                value=value,
+                grad=grad,
+                decrease_error=decrease_error,
                 curvature_error=curvature_error,
             )
 
@@ -396,14 +444,29 @@ class ScaleByZoomLinesearch(GradientTransformation):
         zero, inf = jnp.zeros([], dtype), jnp.full([], jnp.inf, dtype)
         start = _Search(
             count=jnp.zeros([], jnp.int32),
-            stepsize=zero, value=value_init, grad=grad0, slope=slope_init,
-            decrease_error=inf, curvature_error=inf, error=inf,
-            interval_found=jnp.asarray(False), done=jnp.asarray(False), failed=jnp.asarray(False),
-            low=zero, value_low=value_init, slope_low=slope_init,
-            high=zero, value_high=value_init, slope_high=slope_init,
-            cubic_ref=zero, value_cubic_ref=value_init,
-            safe_stepsize=zero, safe_value=value_init, safe_grad=grad0,
-            safe_decrease_error=inf, safe_curvature_error=inf,
+            stepsize=zero,
+            value=value_init,
+            grad=grad0,
+            slope=slope_init,
+            decrease_error=inf,
+            curvature_error=inf,
+            error=inf,
+            interval_found=jnp.asarray(False),
+            done=jnp.asarray(False),
+            failed=jnp.asarray(False),
+            low=zero,
+            value_low=value_init,
+            slope_low=slope_init,
+            high=zero,
+            value_high=value_init,
+            slope_high=slope_init,
+            cubic_ref=zero,
+            value_cubic_ref=value_init,
+            safe_stepsize=zero,
+            safe_value=value_init,
+            safe_grad=grad0,
+            safe_decrease_error=inf,
+            safe_curvature_error=inf,
         )
         final = line_search_loop(
             keep_going, step, start, max_steps=max_steps, bounded=self.differentiable
@@ -422,13 +485,23 @@ class ScaleByZoomLinesearch(GradientTransformation):
 
 
 def _safe_point(s: _Search) -> tuple[Any, ...]:
-    return (s.safe_stepsize, s.safe_value, s.safe_grad, s.safe_decrease_error,
-            s.safe_curvature_error)
+    return (
+        s.safe_stepsize,
+        s.safe_value,
+        s.safe_grad,
+        s.safe_decrease_error,
+        s.safe_curvature_error,
+    )
 
 
 def _safe_fields(point: tuple[Any, ...]) -> dict[str, Any]:
-    names = ("safe_stepsize", "safe_value", "safe_grad", "safe_decrease_error",
-             "safe_curvature_error")
+    names = (
+        "safe_stepsize",
+        "safe_value",
+        "safe_grad",
+        "safe_decrease_error",
+        "safe_curvature_error",
+    )
     return dict(zip(names, point, strict=True))
 
 
@@ -498,6 +571,15 @@ def scale_by_zoom_linesearch(
     ``optax.scale_by_zoom_linesearch``.
     """
     return ScaleByZoomLinesearch(
-        max_linesearch_steps, max_learning_rate, tol, increase_factor, slope_rtol, curv_rtol,
-        approx_dec_rtol, stepsize_precision, initial_guess_strategy, verbose, differentiable,
+        max_linesearch_steps,
+        max_learning_rate,
+        tol,
+        increase_factor,
+        slope_rtol,
+        curv_rtol,
+        approx_dec_rtol,
+        stepsize_precision,
+        initial_guess_strategy,
+        verbose,
+        differentiable,
     )
