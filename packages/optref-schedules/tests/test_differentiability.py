@@ -14,6 +14,7 @@ from optref.schedules.conformance import CASES
 
 jax.config.update("jax_enable_x64", True)
 
+
 def _representatives() -> list:
     """Per factory, the case with the most hyperparameters (the audit runner does them all)."""
     best: dict[str, dict] = {}
@@ -83,10 +84,12 @@ def test_filter_grad_reaches_every_value_leaf() -> None:
 
 
 def test_sgdr_gradient_reaches_every_cycle() -> None:
-    schedule = S.sgdr_schedule([
-        {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 5, "decay_steps": 20},
-        {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 3, "decay_steps": 30},
-    ])
+    schedule = S.sgdr_schedule(
+        [
+            {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 5, "decay_steps": 20},
+            {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 3, "decay_steps": 30},
+        ]
+    )
     grads = eqx.filter_jit(eqx.filter_grad(lambda s: jnp.sum(jax.vmap(s)(jnp.arange(60)))))(
         schedule
     )
@@ -108,6 +111,7 @@ def test_no_nan_gradient_at_endpoints_for_powers() -> None:
 
 def test_joined_branches_give_no_nan_gradient() -> None:
     """Every branch of a join is evaluated; the untaken ones must not poison the gradient."""
+
     def value(end):
         return S.join_schedules(
             [S.constant_schedule(1.0), S.cosine_decay_schedule(1.0, 10, 0.0, end)], [5]

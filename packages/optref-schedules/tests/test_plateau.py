@@ -14,7 +14,12 @@ import optref.schedules as S
 jax.config.update("jax_enable_x64", True)
 
 OPTAX_STATE_FIELDS = [
-    "scale", "best_value", "plateau_count", "cooldown_count", "count", "avg_value"
+    "scale",
+    "best_value",
+    "plateau_count",
+    "cooldown_count",
+    "count",
+    "avg_value",
 ]
 
 
@@ -43,18 +48,70 @@ def reference_scales(values, factor, patience, rtol, atol, cooldown, accumulatio
 
 
 SETTINGS = [
-    {"factor": 0.5, "patience": 2, "rtol": 0.1, "atol": 0.0, "cooldown": 0,
-     "accumulation_size": 1, "min_scale": 0.0},
-    {"factor": 0.5, "patience": 2, "rtol": 0.1, "atol": 0.0, "cooldown": 3,
-     "accumulation_size": 1, "min_scale": 0.0},
-    {"factor": 0.3, "patience": 1, "rtol": 0.0, "atol": 1e-3, "cooldown": 1,
-     "accumulation_size": 3, "min_scale": 0.05},
-    {"factor": 0.1, "patience": 3, "rtol": 1.0, "atol": 0.0, "cooldown": 0,
-     "accumulation_size": 2, "min_scale": 0.0},
+    {
+        "factor": 0.5,
+        "patience": 2,
+        "rtol": 0.1,
+        "atol": 0.0,
+        "cooldown": 0,
+        "accumulation_size": 1,
+        "min_scale": 0.0,
+    },
+    {
+        "factor": 0.5,
+        "patience": 2,
+        "rtol": 0.1,
+        "atol": 0.0,
+        "cooldown": 3,
+        "accumulation_size": 1,
+        "min_scale": 0.0,
+    },
+    {
+        "factor": 0.3,
+        "patience": 1,
+        "rtol": 0.0,
+        "atol": 1e-3,
+        "cooldown": 1,
+        "accumulation_size": 3,
+        "min_scale": 0.05,
+    },
+    {
+        "factor": 0.1,
+        "patience": 3,
+        "rtol": 1.0,
+        "atol": 0.0,
+        "cooldown": 0,
+        "accumulation_size": 2,
+        "min_scale": 0.0,
+    },
 ]
 # A loss that improves, stalls, improves a little, stalls again.
-VALUES = [5.0, 4.0, 3.9, 3.95, 3.9, 3.0, 2.99, 2.995, 2.98, 2.97, 2.5, 2.5, 2.5, 2.5, 2.49,
-          2.48, 2.47, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+VALUES = [
+    5.0,
+    4.0,
+    3.9,
+    3.95,
+    3.9,
+    3.0,
+    2.99,
+    2.995,
+    2.98,
+    2.97,
+    2.5,
+    2.5,
+    2.5,
+    2.5,
+    2.49,
+    2.48,
+    2.47,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+]
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
@@ -68,8 +125,21 @@ def test_scales_follow_the_documented_algorithm(settings) -> None:
         updates, state = step(params, state, jnp.asarray(value))
         np.testing.assert_array_equal(updates["w"], state.scale * np.ones(3))
         scales.append(float(state.scale))
-    expected = reference_scales(VALUES, *(settings[k] for k in (
-        "factor", "patience", "rtol", "atol", "cooldown", "accumulation_size", "min_scale")))
+    expected = reference_scales(
+        VALUES,
+        *(
+            settings[k]
+            for k in (
+                "factor",
+                "patience",
+                "rtol",
+                "atol",
+                "cooldown",
+                "accumulation_size",
+                "min_scale",
+            )
+        ),
+    )
     np.testing.assert_allclose(scales, expected, rtol=1e-15)
     assert min(scales) < 1.0  # the plateaus did reduce the scale
 
@@ -80,8 +150,9 @@ def test_state_mirrors_optax() -> None:
     assert [f.name for f in dataclasses.fields(state)] == OPTAX_STATE_FIELDS
     assert state.scale.dtype == jnp.float32 and state.best_value.dtype == jnp.float64
     assert state.avg_value.dtype == jnp.float64
-    assert all(getattr(state, k).dtype == jnp.int32
-               for k in ("plateau_count", "cooldown_count", "count"))
+    assert all(
+        getattr(state, k).dtype == jnp.int32 for k in ("plateau_count", "cooldown_count", "count")
+    )
     assert float(state.best_value) == float("inf") and float(state.scale) == 1.0
 
 

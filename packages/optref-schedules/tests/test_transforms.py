@@ -83,23 +83,29 @@ def test_a_batch_of_schedules_vmaps() -> None:
     warmups = jnp.asarray([2, 5, 10])
     batch = jax.vmap(lambda p, w: S.warmup_cosine_decay_schedule(0.0, p, w, 40))(peaks, warmups)
     values = jax.jit(jax.vmap(lambda s: s(jnp.int32(5))))(batch)
-    expected = [S.warmup_cosine_decay_schedule(0.0, float(p), int(w), 40)(5)
-                for p, w in zip(peaks, warmups, strict=True)]
+    expected = [
+        S.warmup_cosine_decay_schedule(0.0, float(p), int(w), 40)(5)
+        for p, w in zip(peaks, warmups, strict=True)
+    ]
     np.testing.assert_array_equal(np.asarray(values), np.asarray(expected))
 
 
 def test_serialise_round_trip() -> None:
-    schedule = S.sgdr_schedule([
-        {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 5, "decay_steps": 20},
-        {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 3, "decay_steps": 30},
-    ])
+    schedule = S.sgdr_schedule(
+        [
+            {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 5, "decay_steps": 20},
+            {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 3, "decay_steps": 30},
+        ]
+    )
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, schedule)
     buffer.seek(0)
-    like = S.sgdr_schedule([
-        {"init_value": 9.0, "peak_value": 9.0, "warmup_steps": 1, "decay_steps": 2},
-        {"init_value": 9.0, "peak_value": 9.0, "warmup_steps": 1, "decay_steps": 2},
-    ])
+    like = S.sgdr_schedule(
+        [
+            {"init_value": 9.0, "peak_value": 9.0, "warmup_steps": 1, "decay_steps": 2},
+            {"init_value": 9.0, "peak_value": 9.0, "warmup_steps": 1, "decay_steps": 2},
+        ]
+    )
     loaded = eqx.tree_deserialise_leaves(buffer, like)
     evaluate = eqx.filter_jit(lambda s: jax.vmap(s)(jnp.arange(60)))
     np.testing.assert_array_equal(evaluate(loaded), evaluate(schedule))
@@ -119,6 +125,6 @@ def test_schedules_are_modules_with_their_parameters() -> None:
     schedule = S.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, end_value=0.1)
     assert isinstance(schedule, eqx.Module) and isinstance(schedule, S.Schedule)
     assert float(schedule.peak_value) == 1.0 and int(schedule.decay_steps) == 100
-    assert schedule == schedule  # noqa: PLR0124
+    assert schedule == schedule
     assert jnp.issubdtype(schedule.warmup_steps.dtype, jnp.integer)
     assert jnp.issubdtype(schedule.end_value.dtype, jnp.floating)

@@ -85,14 +85,22 @@ def test_formulas_between_boundaries() -> None:
     assert math.isclose(_at(interpolate, 5), expected, rel_tol=1e-14)
     linear = S.piecewise_interpolate_schedule("linear", 1.0, {4: 0.1, 8: 0.01})
     assert [round(_at(linear, t), 6) for t in range(0, 11, 2)] == [
-        1.0, 0.55, 0.1, 0.0505, 0.001, 0.001
+        1.0,
+        0.55,
+        0.1,
+        0.0505,
+        0.001,
+        0.001,
     ]
 
 
 def test_joined_schedules_restart_their_count() -> None:
     joined = S.join_schedules(
-        [S.linear_schedule(0.0, 1.0, 10), S.constant_schedule(0.5),
-         S.cosine_decay_schedule(2.0, 20)],
+        [
+            S.linear_schedule(0.0, 1.0, 10),
+            S.constant_schedule(0.5),
+            S.cosine_decay_schedule(2.0, 20),
+        ],
         [10, 15],
     )
     assert _at(joined, 0) == 0.0 and _at(joined, 9) == 0.9
@@ -104,12 +112,22 @@ def test_joined_schedules_restart_their_count() -> None:
 def test_sgdr_restarts_each_cycle() -> None:
     kwargs = [
         {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 5, "decay_steps": 20},
-        {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 3, "decay_steps": 30,
-         "end_value": 0.01},
+        {
+            "init_value": 0.1,
+            "peak_value": 0.5,
+            "warmup_steps": 3,
+            "decay_steps": 30,
+            "end_value": 0.01,
+        },
     ]
     schedule = S.sgdr_schedule(kwargs)
     assert [_at(schedule, t) for t in (0, 5, 19 + 1, 23, 50, 10**4)] == [
-        0.0, 1.0, 0.1, 0.5, 0.01, 0.01
+        0.0,
+        1.0,
+        0.1,
+        0.5,
+        0.01,
+        0.01,
     ]
 
 

@@ -14,7 +14,11 @@ __all__ = ["CosineDecaySchedule", "check_exponent", "cosine_decay_schedule"]
 def check_exponent(owner: Schedule, exponent: Array) -> None:
     """``exponent`` must be positive: the decayed factor at the end is ``0**exponent``."""
     check_value(
-        owner, "exponent", exponent, 0.0, low_inclusive=False,
+        owner,
+        "exponent",
+        exponent,
+        0.0,
+        low_inclusive=False,
         why="With exponent <= 0 the value at the end of the decay is undefined (0**exponent).",
     )
 
@@ -38,8 +42,13 @@ class CosineDecaySchedule(Schedule):
         dtype, work = value_dtypes(self.init_value, self.alpha, self.exponent)
         init = self.init_value.astype(work)
         value = transition(
-            init, self.alpha.astype(work) * init, count, self.decay_steps - count, work,
-            cosine=True, power=self.exponent,
+            init,
+            self.alpha.astype(work) * init,
+            count,
+            self.decay_steps - count,
+            work,
+            cosine=True,
+            power=self.exponent,
         )
         return value.astype(dtype)
 

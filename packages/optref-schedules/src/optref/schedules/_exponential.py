@@ -45,16 +45,26 @@ def check_exponential_arguments(
 ) -> None:
     """The checks of :func:`exponential_decay`, shared with its warmup variant."""
     check_steps(
-        owner, "transition_steps", transition_steps, 1,
+        owner,
+        "transition_steps",
+        transition_steps,
+        1,
         why="(Optax holds init_value for transition_steps <= 0.)",
     )
     check_value(
-        owner, "decay_rate", decay_rate, 0.0, low_inclusive=False,
+        owner,
+        "decay_rate",
+        decay_rate,
+        0.0,
+        low_inclusive=False,
         why="(Optax holds init_value for decay_rate = 0; a negative rate gives NaN "
         "between integer exponents.)",
     )
     check_steps(
-        owner, "transition_begin", transition_begin, 0,
+        owner,
+        "transition_begin",
+        transition_begin,
+        0,
         why="(Optax replaces a negative transition_begin by 0 silently.)",
     )
 
@@ -78,8 +88,13 @@ class ExponentialDecay(Schedule):
 
     def __call__(self, count: ArrayLike) -> Array:
         return exponential_value(
-            as_count(self, count), self.init_value, self.transition_steps, self.decay_rate,
-            self.transition_begin, self.staircase, self.end_value,
+            as_count(self, count),
+            self.init_value,
+            self.transition_steps,
+            self.decay_rate,
+            self.transition_begin,
+            self.staircase,
+            self.end_value,
         )
 
 

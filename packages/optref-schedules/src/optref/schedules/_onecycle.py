@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import abc
-
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
@@ -15,6 +13,7 @@ from ._validation import (
     as_static_steps,
     check_steps,
     check_value,
+    is_concrete,
     schedule_name,
 )
 
@@ -26,69 +25,73 @@ __all__ = [
 ]
 
 
-def _static_fraction(owner: Schedule, name: str) -> None:
-    value = getattr(owner, name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _convert_static(owner: Schedule, fractions: tuple[str, ...]) -> None:
+    """Make ``transition_steps`` a Python int and the fractions Python floats."""
+    steps = as_static_steps(owner, "transition_steps", owner.transition_steps)
+    object.__setattr__(owner, "transition_steps", steps)
+    for name in fractions:
+        value = getattr(owner, name)
         try:
+            if isinstance(value, bool) or not is_concrete(value):
+                raise TypeError
             value = float(value)
         except (TypeError, ValueError) as error:
             raise ScheduleArgumentError(
                 f"{schedule_name(owner)}: {name} must be a Python number (it fixes integer "
                 f"boundaries when the schedule is built), got {value!r}."
             ) from error
-    object.__setattr__(owner, name, float(value))
+        object.__setattr__(owner, name, value)
 
 
-class _Onecycle(Schedule):
-    """What the one-cycle schedules share: static step arguments and the division factors."""
-
-    def _convert_static(self, fractions: tuple[str, ...]) -> None:
-        object.__setattr__(
-            self, "transition_steps",
-            as_static_steps(self, "transition_steps", self.transition_steps),
+def _check(owner: Schedule, boundaries: list[int], fractions: tuple[str, ...]) -> None:
+    check_steps(owner, "transition_steps", owner.transition_steps, 1)
+    for name in ("div_factor", "final_div_factor"):
+        check_value(owner, name, getattr(owner, name), 0.0, low_inclusive=False)
+    for name in fractions:
+        check_value(owner, name, getattr(owner, name), 0.0, 1.0)
+    if any(b >= a for a, b in zip(boundaries[1:], boundaries[:-1], strict=True)):
+        shown = ", ".join(f"{name}={getattr(owner, name)}" for name in fractions)
+        raise ScheduleArgumentError(
+            f"{schedule_name(owner)}: the phases' boundaries int(pct * transition_steps) "
+            f"must be strictly increasing, got {boundaries} from "
+            f"transition_steps={owner.transition_steps}, {shown}. (In Optax, "
+            "equal boundaries overwrite each other in a dict and a phase silently "
+            "disappears.)"
         )
-        for name in fractions:
-            _static_fraction(self, name)
-
-    def _check(self, boundaries: list[int], fractions: tuple[str, ...]) -> None:
-        check_steps(self, "transition_steps", self.transition_steps, 1)
-        for name in ("div_factor", "final_div_factor"):
-            check_value(self, name, getattr(self, name), 0.0, low_inclusive=False)
-        for name in fractions:
-            check_value(self, name, getattr(self, name), 0.0, 1.0)
-        if any(b >= a for a, b in zip(boundaries[1:], boundaries[:-1], strict=True)):
-            shown = ", ".join(f"{name}={getattr(self, name)}" for name in fractions)
-            raise ScheduleArgumentError(
-                f"{schedule_name(self)}: the phases' boundaries int(pct * transition_steps) "
-                f"must be strictly increasing, got {boundaries} from "
-                f"transition_steps={self.transition_steps}, {shown}. (In Optax, equal "
-                "boundaries overwrite each other in a dict and a phase silently disappears.)"
-            )
-
-    def _values(self) -> tuple[Array, Array, Array, jnp.dtype, jnp.dtype]:
-        """``(initial, peak, final)`` values in the compute dtype, and the dtypes."""
-        dtype, work = value_dtypes(self.peak_value, self.div_factor, self.final_div_factor)
-        peak = self.peak_value.astype(work)
-        initial = peak / self.div_factor.astype(work)
-        return initial, peak, initial / self.final_div_factor.astype(work), dtype, work
-
-    def _interpolate(
-        self, count: ArrayLike, values: list[Array], dtype: jnp.dtype, work: jnp.dtype,
-        *, cosine: bool,
-    ) -> Array:
-        value = interpolate_value(
-            as_count(self, count), jnp.asarray(self._boundaries()), jnp.stack(values), work,
-            cosine=cosine,
-        )
-        return value.astype(dtype)
-
-    @abc.abstractmethod
-    def _boundaries(self) -> list[int]:
-        """The integer boundaries of the phases."""
 
 
-class CosineOnecycleSchedule(_Onecycle):
-    """Cosine from ``peak_value / div_factor`` up to ``peak_value``, then down to the final value."""
+def _onecycle_value(
+    owner: Schedule,
+    count: ArrayLike,
+    boundaries: list[int],
+    factors: tuple[Array, Array, Array],
+    pattern: tuple[int, ...],
+    *,
+    cosine: bool,
+) -> Array:
+    """Interpolate between the values ``(initial, peak, final)[k] for k in pattern``.
+
+    ``factors`` are ``(peak_value, div_factor, final_div_factor)``; initial is
+    ``peak / div`` and final ``initial / final_div``, computed directly (Optax's
+    cumulative product ``peak / div * div`` is ``peak`` only up to rounding).
+    """
+    peak_value, div_factor, final_div_factor = factors
+    dtype, work = value_dtypes(peak_value, div_factor, final_div_factor)
+    peak = peak_value.astype(work)
+    initial = peak / div_factor.astype(work)
+    levels = (initial, peak, initial / final_div_factor.astype(work))
+    value = interpolate_value(
+        as_count(owner, count),
+        jnp.asarray(boundaries),
+        jnp.stack([levels[k] for k in pattern]),
+        work,
+        cosine=cosine,
+    )
+    return value.astype(dtype)
+
+
+class CosineOnecycleSchedule(Schedule):
+    """Cosine from ``peak_value / div_factor`` up to ``peak_value``, then down to the end."""
 
     transition_steps: int = eqx.field(static=True)
     peak_value: Array
@@ -99,21 +102,21 @@ class CosineOnecycleSchedule(_Onecycle):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._convert_static(("pct_start",))
+        _convert_static(self, ("pct_start",))
 
     def _boundaries(self) -> list[int]:
         return [int(self.pct_start * self.transition_steps), self.transition_steps]
 
     def __check_init__(self) -> None:
-        self._check(self._boundaries(), ("pct_start",))
+        _check(self, self._boundaries(), ("pct_start",))
 
     def __call__(self, count: ArrayLike) -> Array:
-        initial, peak, final, dtype, work = self._values()
-        return self._interpolate(count, [initial, peak, final], dtype, work, cosine=True)
+        factors = (self.peak_value, self.div_factor, self.final_div_factor)
+        return _onecycle_value(self, count, self._boundaries(), factors, (0, 1, 2), cosine=True)
 
 
-class LinearOnecycleSchedule(_Onecycle):
-    """Linear up to ``peak_value``, down to ``peak_value / div_factor``, then to the final value."""
+class LinearOnecycleSchedule(Schedule):
+    """Linear up to ``peak_value``, down to ``peak_value / div_factor``, then to the end."""
 
     transition_steps: int = eqx.field(static=True)
     peak_value: Array
@@ -125,19 +128,18 @@ class LinearOnecycleSchedule(_Onecycle):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._convert_static(("pct_start", "pct_final"))
+        _convert_static(self, ("pct_start", "pct_final"))
 
     def _boundaries(self) -> list[int]:
         steps = self.transition_steps
         return [int(self.pct_start * steps), int(self.pct_final * steps), steps]
 
     def __check_init__(self) -> None:
-        self._check(self._boundaries(), ("pct_start", "pct_final"))
+        _check(self, self._boundaries(), ("pct_start", "pct_final"))
 
     def __call__(self, count: ArrayLike) -> Array:
-        initial, peak, final, dtype, work = self._values()
-        values = [initial, peak, initial, final]
-        return self._interpolate(count, values, dtype, work, cosine=False)
+        factors = (self.peak_value, self.div_factor, self.final_div_factor)
+        return _onecycle_value(self, count, self._boundaries(), factors, (0, 1, 0, 2), cosine=False)
 
 
 def cosine_onecycle_schedule(
@@ -168,7 +170,11 @@ def cosine_onecycle_schedule(
     Using Large Learning Rates* (2017); ``optax.cosine_onecycle_schedule``.
     """
     return CosineOnecycleSchedule(
-        transition_steps, peak_value, pct_start, div_factor, final_div_factor
+        transition_steps=transition_steps,
+        peak_value=peak_value,
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
     )
 
 
@@ -198,5 +204,10 @@ def linear_onecycle_schedule(
     Reference: Smith & Topin (2017); ``optax.linear_onecycle_schedule``.
     """
     return LinearOnecycleSchedule(
-        transition_steps, peak_value, pct_start, pct_final, div_factor, final_div_factor
+        transition_steps=transition_steps,
+        peak_value=peak_value,
+        pct_start=pct_start,
+        pct_final=pct_final,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
     )

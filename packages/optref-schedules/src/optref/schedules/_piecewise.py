@@ -83,7 +83,11 @@ def interpolate_value(
     highs = jnp.concatenate([boundaries, boundaries[-1:]])
     ends = jnp.concatenate([values[1:], values[-1:]])
     return transition(
-        values[piece], ends[piece], count - lows[piece], highs[piece] - count, dtype,
+        values[piece],
+        ends[piece],
+        count - lows[piece],
+        highs[piece] - count,
+        dtype,
         cosine=cosine,
     )
 

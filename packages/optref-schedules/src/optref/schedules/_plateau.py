@@ -59,7 +59,8 @@ def _ordered(a: jnp.dtype, b: jnp.dtype, *, highest: bool) -> jnp.dtype:
 def _float_dtypes(params: PyTree) -> tuple[jnp.dtype, jnp.dtype]:
     """The lowest and highest floating dtypes among the params (the default float if none)."""
     dtypes = [
-        jnp.asarray(leaf).dtype for leaf in jax.tree.leaves(params)
+        jnp.asarray(leaf).dtype
+        for leaf in jax.tree.leaves(params)
         if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
     ]
     dtypes = [jnp.finfo(d).dtype for d in dtypes] or [jnp.zeros((), float).dtype]
@@ -94,8 +95,9 @@ class ReduceOnPlateau(eqx.Module):
         )
 
     def __check_init__(self) -> None:
-        check_value(self, "factor", self.factor, 0.0, 1.0,
-                    low_inclusive=False, high_inclusive=False)
+        check_value(
+            self, "factor", self.factor, 0.0, 1.0, low_inclusive=False, high_inclusive=False
+        )
         check_value(self, "rtol", self.rtol, 0.0, 1.0)
         check_value(self, "atol", self.atol, 0.0)
         check_value(self, "min_scale", self.min_scale, 0.0)
@@ -105,8 +107,13 @@ class ReduceOnPlateau(eqx.Module):
                 "reduce_on_plateau: at least one of rtol and atol must be positive, got "
                 "rtol = 0 and atol = 0."
             )
-        check_steps(self, "patience", self.patience, 1,
-                    why="(With patience = 0 Optax reduces the scale at every improvement.)")
+        check_steps(
+            self,
+            "patience",
+            self.patience,
+            1,
+            why="(With patience = 0 Optax reduces the scale at every improvement.)",
+        )
         check_steps(self, "cooldown", self.cooldown, 0)
         check_steps(self, "accumulation_size", self.accumulation_size, 1)
 
@@ -138,9 +145,7 @@ class ReduceOnPlateau(eqx.Module):
             scale=jnp.where(cooling, scale, reduced).astype(scale.dtype),
             best_value=jnp.where(improved, state.avg_value, best).astype(best.dtype),
             plateau_count=jnp.where(cooling | reduce, 0, plateau).astype(jnp.int32),
-            cooldown_count=jnp.where(
-                cooling, state.cooldown_count - 1, cooldown
-            ).astype(jnp.int32),
+            cooldown_count=jnp.where(cooling, state.cooldown_count - 1, cooldown).astype(jnp.int32),
             count=jnp.zeros_like(state.count),
             avg_value=jnp.zeros_like(state.avg_value),
         )
@@ -164,8 +169,7 @@ class ReduceOnPlateau(eqx.Module):
         avg_dtype = state.avg_value.dtype
         count = _safe_increment(state.count)
         mean = (
-            state.count.astype(avg_dtype) * state.avg_value
-            + jnp.asarray(value).astype(avg_dtype)
+            state.count.astype(avg_dtype) * state.avg_value + jnp.asarray(value).astype(avg_dtype)
         ) / count.astype(avg_dtype)
         accumulated = eqx.tree_at(
             lambda s: (s.count, s.avg_value), state, (count, mean.astype(avg_dtype))

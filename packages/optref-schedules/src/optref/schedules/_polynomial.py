@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from ._base import Schedule, as_count, value_dtypes
@@ -20,7 +19,10 @@ ZERO_STEPS_NOTE = (
 def _check_steps(owner: Schedule, steps: Array, begin: Array) -> None:
     check_steps(owner, "transition_steps", steps, 0, why=ZERO_STEPS_NOTE)
     check_steps(
-        owner, "transition_begin", begin, 0,
+        owner,
+        "transition_begin",
+        begin,
+        0,
         why="(Optax replaces a negative transition_begin by 0 silently.)",
     )
 
@@ -60,14 +62,22 @@ class PolynomialSchedule(Schedule):
     def __check_init__(self) -> None:
         _check_steps(self, self.transition_steps, self.transition_begin)
         check_value(
-            self, "power", self.power, 0.0, low_inclusive=False,
+            self,
+            "power",
+            self.power,
+            0.0,
+            low_inclusive=False,
             why="With power <= 0 the value at the end of the transition is undefined.",
         )
 
     def __call__(self, count: ArrayLike) -> Array:
         return polynomial_value(
-            as_count(self, count), self.init_value, self.end_value,
-            self.transition_steps, self.transition_begin, self.power,
+            as_count(self, count),
+            self.init_value,
+            self.end_value,
+            self.transition_steps,
+            self.transition_begin,
+            self.power,
         )
 
 
@@ -86,8 +96,12 @@ class LinearSchedule(Schedule):
 
     def __call__(self, count: ArrayLike) -> Array:
         return polynomial_value(
-            as_count(self, count), self.init_value, self.end_value,
-            self.transition_steps, self.transition_begin, None,
+            as_count(self, count),
+            self.init_value,
+            self.end_value,
+            self.transition_steps,
+            self.transition_begin,
+            None,
         )
 
 

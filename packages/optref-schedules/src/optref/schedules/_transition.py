@@ -16,7 +16,8 @@ Three properties make it a reference:
 * **No cancellation.** The first form is used while $w \\le 1/2$, the second after, and
   both $w$ and $1 - w$ are computed from the exact integer step counts ``done`` and
   ``remaining`` without subtracting from one: $1 - (1-s)^p = -\\operatorname{expm1}
-  (p \\log(1 - s))$ with $\\log(1 - s)$ from ``log1p`` for small $s$ and $\\tfrac12(1 + \\cos \\pi s) = \\sin^2(\\tfrac\\pi2 (1-s))$.
+  (p \\log(1 - s))$ with $\\log(1 - s)$ from ``log1p`` for small $s$, and
+  $\\tfrac12(1 + \\cos \\pi s) = \\sin^2(\\tfrac\\pi2 (1-s))$.
   So the value keeps full relative precision even where it tends to zero (the tail of a
   cosine decay to 0, the last phase of a one-cycle schedule), where
   $\\tfrac12(1 + \\cos\\pi s)$ loses every digit in float32.

@@ -157,9 +157,7 @@ def as_static_steps(owner: object | str, name: str, value: Any) -> int:
     return int(array)
 
 
-def convert_fields(
-    module: object, values: Iterable[str] = (), steps: Iterable[str] = ()
-) -> None:
+def convert_fields(module: object, values: Iterable[str] = (), steps: Iterable[str] = ()) -> None:
     """Convert the named fields of ``module`` in place (during ``__post_init__``).
 
     ``None`` fields (optional arguments such as ``end_value``) are left as they are.
@@ -231,9 +229,7 @@ def check_steps(
     )
 
 
-def check_increasing(
-    owner: object | str, name: str, steps: Any, *, strict: bool = True
-) -> None:
+def check_increasing(owner: object | str, name: str, steps: Any, *, strict: bool = True) -> None:
     """Raise unless the 1-D ``steps`` are increasing (strictly, unless ``strict=False``)."""
     if steps is None or not is_concrete(steps):
         return

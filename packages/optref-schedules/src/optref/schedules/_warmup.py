@@ -44,7 +44,7 @@ class WarmupConstantSchedule(Schedule):
 
 
 class WarmupCosineDecaySchedule(Schedule):
-    """A linear warmup to ``peak_value``, then a cosine decay to ``end_value`` at ``decay_steps``."""
+    """A linear warmup to ``peak_value``, then a cosine decay to ``end_value``."""
 
     init_value: Array
     peak_value: Array
@@ -58,7 +58,10 @@ class WarmupCosineDecaySchedule(Schedule):
     def __check_init__(self) -> None:
         check_steps(self, "warmup_steps", self.warmup_steps, 0)
         check_steps(
-            self, "decay_steps - warmup_steps", self.decay_steps - self.warmup_steps, 1,
+            self,
+            "decay_steps - warmup_steps",
+            self.decay_steps - self.warmup_steps,
+            1,
             why="decay_steps counts the warmup too, and the cosine phase must have at "
             "least one step (Optax raises too).",
         )
@@ -67,7 +70,9 @@ class WarmupCosineDecaySchedule(Schedule):
     def __call__(self, count: ArrayLike) -> Array:
         count = as_count(self, count)
         dtype, work = value_dtypes(self.init_value, self.peak_value, self.end_value, self.exponent)
-        init, peak, end = (v.astype(work) for v in (self.init_value, self.peak_value, self.end_value))
+        init, peak, end = (
+            v.astype(work) for v in (self.init_value, self.peak_value, self.end_value)
+        )
         warm, cold = self.warmup_steps, self.decay_steps
         warmup = transition(init, peak, count, warm - count, work)
         decay = transition(
@@ -101,8 +106,13 @@ class WarmupExponentialDecaySchedule(Schedule):
         dtype, _ = value_dtypes(self.init_value, self.peak_value, self.decay_rate, self.end_value)
         warmup = _warmup(count, self.init_value, self.peak_value, self.warmup_steps)
         decay = exponential_value(
-            count - self.warmup_steps, self.peak_value, self.transition_steps,
-            self.decay_rate, self.transition_begin, self.staircase, self.end_value,
+            count - self.warmup_steps,
+            self.peak_value,
+            self.transition_steps,
+            self.decay_rate,
+            self.transition_begin,
+            self.staircase,
+            self.end_value,
         )
         return jnp.where(count < self.warmup_steps, warmup, decay).astype(dtype)
 
@@ -180,6 +190,12 @@ def warmup_exponential_decay_schedule(
     Reference: ``optax.warmup_exponential_decay_schedule``.
     """
     return WarmupExponentialDecaySchedule(
-        init_value, peak_value, warmup_steps, transition_steps, decay_rate,
-        transition_begin, staircase, end_value,
+        init_value,
+        peak_value,
+        warmup_steps,
+        transition_steps,
+        decay_rate,
+        transition_begin,
+        staircase,
+        end_value,
     )
