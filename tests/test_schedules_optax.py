@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optref.schedules.conformance import CASES, INT32_COUNT_DEVIATION
+from optref.schedules.conformance import CASES, INT32_COUNT_DEVIATION, PLATEAU_VALUES
 
 jax.config.update("jax_enable_x64", True)
 
@@ -61,8 +61,9 @@ def _round_floats(value: Any, to: Any) -> Any:
     if isinstance(value, float):
         return to(np.float32(value))
     if isinstance(value, dict):
-        return {k: (v if k in ("optref", "optax") else _round_floats(v, to))
-                for k, v in value.items()}
+        return {
+            k: (v if k in ("optref", "optax") else _round_floats(v, to)) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_round_floats(v, to) for v in value]
     return value
@@ -156,16 +157,12 @@ def _plateau_run(transform: Any, params: Any, losses: list[float]) -> tuple[list
     return updates_seen, states_seen
 
 
-LOSSES = [5.0, 4.0, 3.9, 3.95, 3.9, 3.0, 2.99, 2.995, 2.98, 2.97, 2.5, 2.5, 2.5, 2.5,
-          2.49, 2.48, 2.47, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-
-
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 @pytest.mark.parametrize("case", PLATEAU_CASES, ids=lambda c: c["name"])
 def test_reduce_on_plateau_equals_optax(case, dtype) -> None:
     params = {"w": jnp.linspace(-1.0, 1.0, 4, dtype=dtype), "b": jnp.ones((), dtype)}
-    ours_updates, ours_states = _plateau_run(build(case, "optref"), params, LOSSES)
-    theirs_updates, theirs_states = _plateau_run(build(case, "optax"), params, LOSSES)
+    ours_updates, ours_states = _plateau_run(build(case, "optref"), params, list(PLATEAU_VALUES))
+    theirs_updates, theirs_states = _plateau_run(build(case, "optax"), params, list(PLATEAU_VALUES))
     fields = ["scale", "best_value", "plateau_count", "cooldown_count", "count", "avg_value"]
     assert list(theirs_states[0]._fields) == fields
     for step, (ours, theirs) in enumerate(zip(ours_states, theirs_states, strict=True)):

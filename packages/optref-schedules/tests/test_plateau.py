@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import optref.schedules as S
+from optref.schedules.conformance import PLATEAU_VALUES
 
 jax.config.update("jax_enable_x64", True)
 
@@ -85,33 +86,7 @@ SETTINGS = [
         "min_scale": 0.0,
     },
 ]
-# A loss that improves, stalls, improves a little, stalls again.
-VALUES = [
-    5.0,
-    4.0,
-    3.9,
-    3.95,
-    3.9,
-    3.0,
-    2.99,
-    2.995,
-    2.98,
-    2.97,
-    2.5,
-    2.5,
-    2.5,
-    2.5,
-    2.49,
-    2.48,
-    2.47,
-    1.0,
-    1.0,
-    1.0,
-    1.0,
-    1.0,
-    1.0,
-    1.0,
-]
+VALUES = list(PLATEAU_VALUES)
 
 
 @pytest.mark.parametrize("settings", SETTINGS)

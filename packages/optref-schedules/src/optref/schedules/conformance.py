@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CASES", "INT32_COUNT_DEVIATION"]
+__all__ = ["CASES", "INT32_COUNT_DEVIATION", "PLATEAU_VALUES"]
 
 _S = "optref.schedules."
 
@@ -60,7 +60,6 @@ _ZERO_PEAK_DEVIATION: dict[str, Any] = {
 
 def _case(
     name: str,
-    factory: str,
     kwargs: dict[str, Any],
     steps: int,
     hyperparameters: tuple[str, ...] = (),
@@ -68,6 +67,7 @@ def _case(
     optax: str | None = None,
     deviations: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
+    factory = name.split("-")[0]
     case: dict[str, Any] = {
         "name": f"schedules.{name}",
         "optref": _S + factory,
@@ -89,11 +89,18 @@ def _call(factory: str, **kwargs: Any) -> dict[str, Any]:
 
 _I32 = (INT32_COUNT_DEVIATION,)
 
+#: Monitored values for checking reduce_on_plateau outside the runner (which feeds it the
+#: problem's loss): a loss that improves, stalls, improves a little, and stalls again.
+PLATEAU_VALUES: tuple[float, ...] = (
+    *(5.0, 4.0, 3.9, 3.95, 3.9, 3.0, 2.99, 2.995, 2.98, 2.97),
+    *(2.5, 2.5, 2.5, 2.5, 2.49, 2.48, 2.47),
+    *(1.0,) * 7,
+)
+
 CASES: list[dict[str, Any]] = [
-    _case("constant_schedule", "constant_schedule", {"value": 0.5}, 5, ("value",)),
+    _case("constant_schedule", {"value": 0.5}, 5, ("value",)),
     # Linear and polynomial.
     _case(
-        "linear_schedule",
         "linear_schedule",
         {"init_value": 1.0, "end_value": 0.1, "transition_steps": 50},
         70,
@@ -102,7 +109,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "linear_schedule-transition_begin",
-        "linear_schedule",
         {"init_value": 0.0, "end_value": 2e-3, "transition_steps": 37, "transition_begin": 13},
         80,
         ("init_value", "end_value"),
@@ -110,14 +116,12 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "linear_schedule-to_zero",
-        "linear_schedule",
         {"init_value": 3e-4, "end_value": 0.0, "transition_steps": 120, "transition_begin": 7},
         140,
         ("init_value",),
         deviations=_I32,
     ),
     _case(
-        "polynomial_schedule",
         "polynomial_schedule",
         {"init_value": 1.0, "end_value": 0.01, "power": 2, "transition_steps": 50},
         70,
@@ -126,7 +130,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "polynomial_schedule-sqrt-transition_begin",
-        "polynomial_schedule",
         {
             "init_value": 1.0,
             "end_value": 1e-3,
@@ -140,7 +143,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "polynomial_schedule-increasing",
-        "polynomial_schedule",
         {
             "init_value": 1e-4,
             "end_value": 0.1,
@@ -155,35 +157,30 @@ CASES: list[dict[str, Any]] = [
     # Cosine decay.
     _case(
         "cosine_decay_schedule",
-        "cosine_decay_schedule",
         {"init_value": 1.0, "decay_steps": 50},
         70,
         ("init_value",),
     ),
     _case(
         "cosine_decay_schedule-alpha",
-        "cosine_decay_schedule",
         {"init_value": 0.1, "decay_steps": 64, "alpha": 0.1},
         90,
         ("init_value", "alpha"),
     ),
     _case(
         "cosine_decay_schedule-exponent",
-        "cosine_decay_schedule",
         {"init_value": 2.0, "decay_steps": 45, "alpha": 0.05, "exponent": 2.0},
         60,
         ("init_value", "alpha", "exponent"),
     ),
     _case(
         "cosine_decay_schedule-sqrt_exponent",
-        "cosine_decay_schedule",
         {"init_value": 1.0, "decay_steps": 30, "exponent": 0.5},
         40,
         ("exponent",),
     ),
     # Exponential decay.
     _case(
-        "exponential_decay",
         "exponential_decay",
         {"init_value": 1.0, "transition_steps": 10, "decay_rate": 0.5},
         60,
@@ -192,7 +189,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "exponential_decay-staircase-transition_begin",
-        "exponential_decay",
         {
             "init_value": 0.5,
             "transition_steps": 7,
@@ -206,7 +202,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "exponential_decay-end_value",
-        "exponential_decay",
         {
             "init_value": 1.0,
             "transition_steps": 5,
@@ -220,7 +215,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "exponential_decay-growth-end_value",
-        "exponential_decay",
         {"init_value": 1e-3, "transition_steps": 4, "decay_rate": 1.5, "end_value": 0.2},
         60,
         ("init_value", "decay_rate", "end_value"),
@@ -229,28 +223,24 @@ CASES: list[dict[str, Any]] = [
     # Piecewise.
     _case(
         "piecewise_constant_schedule",
-        "piecewise_constant_schedule",
         {"init_value": 1.0, "boundaries_and_scales": {10: 0.5, 30: 0.1, 31: 2.0}},
         50,
         ("init_value",),
     ),
     _case(
         "piecewise_constant_schedule-boundary_zero",
-        "piecewise_constant_schedule",
         {"init_value": 0.3, "boundaries_and_scales": {0: 0.5, 20: 0.0}},
         30,
         ("init_value",),
     ),
     _case(
         "piecewise_constant_schedule-none",
-        "piecewise_constant_schedule",
         {"init_value": 0.3},
         5,
         ("init_value",),
     ),
     _case(
         "piecewise_interpolate_schedule-linear",
-        "piecewise_interpolate_schedule",
         {
             "interpolate_type": "linear",
             "init_value": 1.0,
@@ -262,7 +252,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "piecewise_interpolate_schedule-cosine",
-        "piecewise_interpolate_schedule",
         {
             "interpolate_type": "cosine",
             "init_value": 2.0,
@@ -274,7 +263,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "piecewise_interpolate_schedule-boundary_zero",
-        "piecewise_interpolate_schedule",
         {
             "interpolate_type": "cosine",
             "init_value": 1.0,
@@ -286,7 +274,6 @@ CASES: list[dict[str, Any]] = [
     ),
     # Joined schedules.
     _case(
-        "join_schedules",
         "join_schedules",
         {
             "schedules": [
@@ -302,7 +289,6 @@ CASES: list[dict[str, Any]] = [
     # Warmups.
     _case(
         "warmup_constant_schedule",
-        "warmup_constant_schedule",
         {"init_value": 0.0, "peak_value": 1e-3, "warmup_steps": 20},
         30,
         ("init_value", "peak_value"),
@@ -310,14 +296,12 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "warmup_constant_schedule-no_warmup",
-        "warmup_constant_schedule",
         {"init_value": 0.1, "peak_value": 1.0, "warmup_steps": 0},
         5,
         ("peak_value",),
         deviations=(_NO_WARMUP_DEVIATION,),
     ),
     _case(
-        "warmup_cosine_decay_schedule",
         "warmup_cosine_decay_schedule",
         {
             "init_value": 0.0,
@@ -332,7 +316,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "warmup_cosine_decay_schedule-end_value-exponent",
-        "warmup_cosine_decay_schedule",
         {
             "init_value": 1e-4,
             "peak_value": 3e-3,
@@ -347,7 +330,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "warmup_cosine_decay_schedule-no_warmup",
-        "warmup_cosine_decay_schedule",
         {
             "init_value": 0.5,
             "peak_value": 1.0,
@@ -361,7 +343,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "warmup_cosine_decay_schedule-zero_peak",
-        "warmup_cosine_decay_schedule",
         {
             "init_value": 0.0,
             "peak_value": 0.0,
@@ -373,7 +354,6 @@ CASES: list[dict[str, Any]] = [
         deviations=(_ZERO_PEAK_DEVIATION,),
     ),
     _case(
-        "warmup_exponential_decay_schedule",
         "warmup_exponential_decay_schedule",
         {
             "init_value": 0.0,
@@ -388,7 +368,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "warmup_exponential_decay_schedule-staircase-end_value",
-        "warmup_exponential_decay_schedule",
         {
             "init_value": 1e-3,
             "peak_value": 0.1,
@@ -406,7 +385,6 @@ CASES: list[dict[str, Any]] = [
     # One-cycle.
     _case(
         "cosine_onecycle_schedule",
-        "cosine_onecycle_schedule",
         {"transition_steps": 50, "peak_value": 1.0, "div_factor": 25.0, "final_div_factor": 1e4},
         70,
         ("peak_value", "div_factor", "final_div_factor"),
@@ -414,7 +392,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "cosine_onecycle_schedule-pct_start",
-        "cosine_onecycle_schedule",
         {
             "transition_steps": 37,
             "peak_value": 0.2,
@@ -428,7 +405,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "linear_onecycle_schedule",
-        "linear_onecycle_schedule",
         {"transition_steps": 60, "peak_value": 1.0, "div_factor": 25.0, "final_div_factor": 1e4},
         80,
         ("peak_value", "div_factor", "final_div_factor"),
@@ -436,7 +412,6 @@ CASES: list[dict[str, Any]] = [
     ),
     _case(
         "linear_onecycle_schedule-pct",
-        "linear_onecycle_schedule",
         {
             "transition_steps": 41,
             "peak_value": 0.5,
@@ -451,7 +426,6 @@ CASES: list[dict[str, Any]] = [
     ),
     # SGDR.
     _case(
-        "sgdr_schedule",
         "sgdr_schedule",
         {
             "cosine_kwargs": [
