@@ -49,24 +49,33 @@ def _loss(params: dict[str, Any]) -> jax.Array:
     return sum(PROBLEMS[run.split("-")[0]].loss(p) for run, p in params.items())
 
 
+#: The gradient of every run at once: one compilation shared by all the cases.
+_GRADIENT = jax.jit(lambda params: descent_gradient(_loss, params))
+
+
 def _trajectories(case: Case) -> tuple[Any, ...]:
     """optref's and Optax's updates and states at every step, stacked on axis 0."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ours, theirs = build(case, "optref"), build(case, "optax")
 
-    def step(carry: Any, _: None) -> tuple[Any, Any]:
-        params, s_ours, s_theirs = carry
-        grads = descent_gradient(_loss, params)
+    def step(grads: Any, s_ours: Any, s_theirs: Any, params: Any) -> tuple[Any, ...]:
         u_ours, s_ours = ours.update(grads, s_ours, params)
         u_theirs, s_theirs = theirs.update(grads, s_theirs, params)
         params = jax.tree.map(lambda p, u: p + case.step_scale * u, params, u_ours)
-        return (params, s_ours, s_theirs), (u_ours, u_theirs, s_ours, s_theirs)
+        return u_ours, u_theirs, s_ours, s_theirs, params
 
     params = _runs(case)
-    carry = (params, ours.init(params), theirs.init(params))
-    run = jax.jit(lambda c: jax.lax.scan(step, c, None, length=STEPS)[1])
-    return run.lower(carry).compile(compiler_options=_FAST_COMPILE)(carry)
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    lowered = jax.jit(step).lower(_GRADIENT(params), s_ours, s_theirs, params)
+    compiled = lowered.compile(compiler_options=_FAST_COMPILE)
+    history = []
+    for _ in range(STEPS):
+        u_ours, u_theirs, s_ours, s_theirs, params = compiled(
+            _GRADIENT(params), s_ours, s_theirs, params
+        )
+        history.append((u_ours, u_theirs, s_ours, s_theirs))
+    return jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(history))
 
 
 def _by_path(tree: Any) -> dict[str, np.ndarray]:

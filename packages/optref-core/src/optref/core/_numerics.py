@@ -190,9 +190,11 @@ def adaptive_ratio(
 def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
     """``(s, |x / s|**2)`` with ``s`` a power of two near ``max |x|``, in the compute dtype.
 
-    Dividing by a power of two is exact, so the sum of the scaled squares is the sum of
+    Scaling by a power of two is exact, so the sum of the scaled squares is the sum of
     the squares scaled exactly, unless that sum would overflow or underflow, which the
-    scaling prevents (a LAPACK ``nrm2``-style guard). ``s`` carries no gradient: the norm
+    scaling prevents (a LAPACK ``nrm2``-style guard). The exponent is kept within three
+    quarters of the dtype's range, so that ``s`` and ``1/s`` are both normal numbers
+    (a subnormal ``1/s`` would be flushed to zero). ``s`` carries no gradient: the norm
     is homogeneous in ``x``, so its derivative does not depend on ``s``.
     """
     x = jnp.asarray(x)
@@ -204,8 +206,11 @@ def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
         largest = jnp.zeros([], magnitude.dtype)
     usable = (largest > 0) & jnp.isfinite(largest)
     _, exponent = jnp.frexp(jnp.where(usable, largest, jnp.ones_like(largest)))
-    scale = jnp.ldexp(jnp.ones_like(largest), exponent)
-    y = x / scale.astype(x.dtype)
+    limit = jnp.finfo(magnitude.dtype).maxexp * 3 // 4
+    exponent = jnp.clip(exponent, -limit, limit)
+    one = jnp.ones_like(largest)
+    scale, inverse = jnp.ldexp(one, exponent), jnp.ldexp(one, -exponent)
+    y = x * inverse.astype(x.dtype)
     squares = jnp.real(y) ** 2 + jnp.imag(y) ** 2 if jnp.iscomplexobj(y) else y**2
     return scale, squares
 

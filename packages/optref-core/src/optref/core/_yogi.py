@@ -65,9 +65,10 @@ class ScaleByYogi(GradientTransformation):
             g_w = g.astype(work)
             m_new = moving_average(m.astype(work), g_w, b1)
             g2, v_w = abs_sq(g_w), jnp.real(v.astype(work))
-            # sign(v - g^2) by comparison, so that v = g^2 = inf gives 0, not NaN.
-            sign = jnp.where(v_w > g2, 1, jnp.where(v_w < g2, -1, 0)).astype(real)
-            v_new = v_w - complement2.astype(real) * sign * g2
+            # v - (1 - b2) sign(v - g^2) g^2, by comparison: where v = g^2 = inf it stays
+            # inf instead of becoming inf - inf or 0 * inf = NaN.
+            step = complement2.astype(real) * g2
+            v_new = jnp.where(v_w > g2, v_w - step, jnp.where(v_w < g2, v_w + step, v_w))
             m_hat = m_new / correction_mu.astype(work)
             step = adaptive_ratio(m_hat, v_new / correction_nu.astype(real), eps, eps_root)
             return step.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
