@@ -99,6 +99,7 @@ PLATEAU_VALUES: tuple[float, ...] = (
 
 CASES: list[dict[str, Any]] = [
     _case("constant_schedule", {"value": 0.5}, 5, ("value",)),
+    _case("constant_schedule-int", {"value": 3}, 5),
     # Linear and polynomial.
     _case(
         "linear_schedule",
@@ -286,6 +287,27 @@ CASES: list[dict[str, Any]] = [
         70,
         deviations=_I32,
     ),
+    _case(
+        "join_schedules-repeated_boundary",
+        {
+            "schedules": [
+                _call("constant_schedule", value=2.0),
+                _call("exponential_decay", init_value=1.0, transition_steps=3, decay_rate=0.5),
+                _call("constant_schedule", value=7.0),
+                _call(
+                    "polynomial_schedule",
+                    init_value=1.0,
+                    end_value=0.0,
+                    power=2.0,
+                    transition_steps=20,
+                    transition_begin=4,
+                ),
+            ],
+            "boundaries": [0, 12, 12],
+        },
+        40,
+        deviations=_I32,
+    ),
     # Warmups.
     _case(
         "warmup_constant_schedule",
@@ -447,6 +469,23 @@ CASES: list[dict[str, Any]] = [
             ]
         },
         90,
+        deviations=_I32,
+    ),
+    _case(
+        "sgdr_schedule-single_cycle",
+        {
+            "cosine_kwargs": [
+                {
+                    "init_value": 1e-3,
+                    "peak_value": 2e-3,
+                    "warmup_steps": 4,
+                    "decay_steps": 40,
+                    "end_value": 1e-4,
+                    "exponent": 0.7,
+                },
+            ]
+        },
+        50,
         deviations=_I32,
     ),
     # Reduce on plateau: a transformation with state, fed the loss as ``value``.
