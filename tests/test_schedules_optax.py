@@ -182,3 +182,32 @@ def test_reduce_on_plateau_equals_optax(case, dtype) -> None:
             assert ours[key].dtype == theirs[key].dtype
             np.testing.assert_array_equal(ours[key], theirs[key])
     assert float(ours_states[-1].scale) < 1.0
+
+
+def test_an_optimizer_with_a_schedule_matches_optax() -> None:
+    """optref.core.adam with an optref schedule against optax.adam with Optax's, float64.
+
+    Optax's adam counts in int32, so its schedule is float32-rounded (INT32_COUNT_DEVIATION);
+    given int64 counts it agrees with optref to rounding.
+    """
+    import optax
+
+    import optref.core as oc
+    import optref.schedules as sch
+
+    params = {"w": jnp.linspace(-1.0, 1.0, 5), "b": jnp.asarray(0.3)}
+
+    def run(optimizer: Any) -> Any:
+        state, p = optimizer.init(params), params
+        step = jax.jit(lambda g, s, p: optimizer.update(g, s, p))
+        for _ in range(20):
+            grads = jax.tree.map(lambda x: 2 * x + 0.1, p)
+            updates, state = step(grads, state, p)
+            p = jax.tree.map(jnp.add, p, updates)
+        return p
+
+    ours = run(oc.adam(sch.warmup_cosine_decay_schedule(0.0, 0.1, 5, 15, 0.01)))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, 0.1, 5, 15, 0.01)
+    theirs = run(optax.adam(lambda count: schedule(count.astype(jnp.int64))))
+    for key in params:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-13, atol=1e-15)
