@@ -8,7 +8,6 @@ the same, and more, for every installed package).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import jax
@@ -16,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from optref.audit import resolve_name
 from optref.schedules.conformance import CASES, INT32_COUNT_DEVIATION, PLATEAU_VALUES
 
 jax.config.update("jax_enable_x64", True)
@@ -29,22 +29,9 @@ F32_EPS = float(np.finfo(np.float32).eps)
 F32_BOUND = 6.0
 
 
-def _resolve(dotted: str) -> Any:
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attribute in parts[split:]:
-            obj = getattr(obj, attribute)
-        return obj
-    raise ImportError(dotted)
-
-
 def _argument(value: Any, library: str) -> Any:
     if isinstance(value, dict) and set(value) == {"optref", "optax", "kwargs"}:
-        factory = _resolve(value[library])
+        factory = resolve_name(value[library])
         return factory(**{k: _argument(v, library) for k, v in value["kwargs"].items()})
     if isinstance(value, list):
         return [_argument(v, library) for v in value]
@@ -53,7 +40,7 @@ def _argument(value: Any, library: str) -> Any:
 
 def build(case: dict[str, Any], library: str, kwargs: dict[str, Any] | None = None) -> Any:
     kwargs = case["kwargs"] if kwargs is None else kwargs
-    return _resolve(case[library])(**{k: _argument(v, library) for k, v in kwargs.items()})
+    return resolve_name(case[library])(**{k: _argument(v, library) for k, v in kwargs.items()})
 
 
 def _round_floats(value: Any, to: Any) -> Any:
