@@ -69,7 +69,9 @@ def join_schedules(
 
     ``schedules`` are any callables ``count -> value`` (the modules of this package are
     PyTrees, so their parameters stay differentiable leaves of the joined schedule; a
-    plain function is kept as a static part of the module). ``boundaries`` (one fewer
+    plain function is a non-array leaf, so pass such a joined schedule through
+    ``eqx.filter_jit`` rather than ``jax.jit``, as any module that holds a function).
+    ``boundaries`` (one fewer
     than ``schedules``) must be non-negative and in non-decreasing order; a repeated
     boundary skips the schedule between. Raises :class:`ScheduleArgumentError` otherwise
     (Optax does not check, and out-of-order boundaries silently select the wrong piece).
