@@ -209,9 +209,8 @@ def reduce_on_plateau(
     The state (:class:`ReduceLROnPlateauState`) has Optax's fields in Optax's order;
     ``scale`` is in the lowest and ``best_value``/``avg_value`` in the highest floating
     dtype of the params. The scale is a discrete function of the values, so gradients
-    flow through the updates only. Use it after the optimizer in a chain, with
-    ``value=loss`` forwarded to ``update`` (``optref.core.chain`` forwards keyword
-    arguments to every member).
+    flow through the updates only. Apply it after the optimizer, passing the monitored
+    value (the loss) to ``update`` as ``value=loss``.
 
     The first decision always sees an improvement over the initial $v^* = +\\infty$
     (for ``rtol = 1`` Optax computes $0 \\cdot \\infty = \\text{NaN}$ there and never
