@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._hyperparameters import check_range
 from ._numerics import bias_correction, compute_dtype, safe_increment
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_map_unzip
 from ._typecheck import typechecker
 
 __all__ = ["Ema", "EmaState", "ema"]
@@ -37,9 +38,15 @@ class Ema(GradientTransformation):
         check_range(self, "decay", self.decay, 0.0, 1.0, high_inclusive=not self.debias)
 
     def init(self, params: PyTree) -> EmaState:
-        return EmaState(
-            jnp.zeros([], jnp.int32), tree_zeros_like(params, dtype=self.accumulator_dtype)
-        )
+        def zeros(p: Array) -> Array:
+            dtype = self.accumulator_dtype
+            if dtype is not None and jnp.iscomplexobj(p):
+                # A real accumulator dtype sets the precision; a complex average needs the
+                # complex dtype of that precision, or its imaginary part would be dropped.
+                dtype = jnp.promote_types(dtype, jnp.complex64)
+            return jnp.zeros_like(p, dtype=dtype)
+
+        return EmaState(jnp.zeros([], jnp.int32), jax.tree.map(zeros, params))
 
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
