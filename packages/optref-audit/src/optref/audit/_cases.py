@@ -69,6 +69,10 @@ def load_cases(pattern: str | None = None, packages: Iterable[str] | None = None
 
 
 def _build_argument(value: Any, library: str) -> Any:
+    if isinstance(value, Mapping) and set(value) == {"optref", "optax", "kwargs"}:
+        value = Call(**value)  # a Call written as a plain dict (optref-schedules' cases)
+    if isinstance(value, list | tuple):
+        return type(value)(_build_argument(v, library) for v in value)
     if isinstance(value, Call):
         factory = resolve_name(value.optref if library == "optref" else value.optax)
         return factory(**{k: _build_argument(v, library) for k, v in value.kwargs.items()})
