@@ -17,6 +17,7 @@ from optref.linesearch import (
 )
 
 
+@eqx.filter_jit
 def one_search(tx, fn, params, direction, state=None):
     """One line search along ``direction`` from ``params``."""
     value, grad = jax.value_and_grad(fn)(params)
@@ -39,7 +40,7 @@ def test_accepted_step_satisfies_the_strong_wolfe_conditions(lib, name: str) -> 
 
     direction = -jax.grad(f)(x0)
     tx = scale_by_zoom_linesearch(max_linesearch_steps=30, initial_guess_strategy="one")
-    updates, state = jax.jit(one_search, static_argnums=(1,))(tx, f, x0, direction)
+    updates, state = one_search(tx, f, x0, direction)
     eta = float(state.learning_rate)
     np.testing.assert_allclose(updates, eta * direction, rtol=1e-15)
     assert float(state.info.decrease_error) == 0.0

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from optref.core import safe_sqrt
+
 __all__ = ["cubic_minimizer", "quadratic_minimizer"]
 
 
@@ -44,7 +46,9 @@ def cubic_minimizer(
     coefficients = jnp.dot(matrix, rhs, precision=jax.lax.Precision.HIGHEST)
     cubic, square = coefficients / _nonzero(denominator)
     radical = square * square - 3.0 * cubic * slope
-    root = jnp.sqrt(jnp.where(radical >= 0, radical, jnp.zeros_like(radical)))
+    # safe_sqrt: 0 for a negative radical (the point does not exist) and a zero derivative
+    # at 0, where the square root's is infinite.
+    root = safe_sqrt(radical)
     xmin = a + (-square + root) / (3.0 * _nonzero(cubic))
     exists = (denominator != 0) & (cubic != 0) & (radical >= 0) & jnp.isfinite(xmin)
     return jnp.where(exists, xmin, a), exists
