@@ -1,12 +1,14 @@
 """optref-core's adaptive transforms, utilities and aliases against Optax, in float64.
 
-Every case of ``optref.core._cases_misc.MISC_CASES`` is run for 50 steps on a quadratic
-(a vector and a scalar), the 4-d Rosenbrock function and a 3-8-1 tanh network, with real
-and (where the case says so) complex params. Both libraries get the same params, the same
-gradient (conjugated for complex params) and the same ``value`` at every step; the params
-follow optref's updates. Updates and states must agree leaf by leaf, per step, to the
-case's ``rtol`` measured against each leaf's root mean square. Deviations recorded in a
-case are checked for what they claim instead (see ``_EXPECTED``).
+Every case of ``optref.core._cases_misc.MISC_CASES`` is run for 50 steps on the runner's
+problems it names (``optref.audit.PROBLEMS``: a quadratic in a vector and a scalar, the
+4-d Rosenbrock function, a 3-8-1 tanh network), with real and (where the case says so)
+complex params; all the runs of a case share one params tree, so each case compiles once.
+Both libraries get the same params, the same gradient (conjugated for complex params)
+and the same ``value`` at every step; the params follow optref's updates. Updates and
+states must agree leaf by leaf, per step, to the case's ``rtol`` measured against each
+leaf's root mean square. Deviations recorded in a case are checked for what they claim
+instead (see ``_EXPECTED``, ``_LOOSE_RTOL``, ``_NEGATIVE_VARIANCE_IN_OPTAX``).
 """
 
 from __future__ import annotations
@@ -25,66 +27,11 @@ jax.config.update("jax_enable_x64", True)
 
 optax = pytest.importorskip("optax")
 
+from optref.audit import PROBLEMS  # noqa: E402
 from optref.core._case import Call, Case  # noqa: E402
 from optref.core._cases_misc import MISC_CASES  # noqa: E402
 
 STEPS = 50
-
-# -- problems -------------------------------------------------------------------------
-
-_CENTER = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
-_WEIGHTS = np.array([1.0, 2.0, 5.0, 10.0, 0.5])
-_X = np.random.default_rng(0).normal(size=(16, 3))
-_Y = np.sin(_X @ np.array([1.0, -2.0, 0.5]))[:, None]
-
-
-def _quadratic_init(dtype: Any) -> Any:
-    w = np.array([0.3, -0.7, 1.5, -0.2, 2.0])
-    b = np.array(0.5)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        w = w + 1j * np.array([0.4, 0.1, -0.3, 0.8, -0.5])
-        b = b - 0.25j
-    return {"w": jnp.asarray(w, dtype), "b": jnp.asarray(b, dtype)}
-
-
-def _quadratic_loss(p: Any) -> jax.Array:
-    return 0.5 * jnp.sum(_WEIGHTS * jnp.abs(p["w"] - _CENTER) ** 2) + jnp.abs(p["b"] - 1) ** 2
-
-
-def _rosenbrock_init(dtype: Any) -> Any:
-    return jnp.asarray([-1.2, 1.0, -0.5, 0.8], dtype)
-
-
-def _rosenbrock_loss(x: jax.Array) -> jax.Array:
-    return jnp.sum(10.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
-
-def _mlp_init(dtype: Any) -> Any:
-    rng = np.random.default_rng(1)
-
-    def draw(*shape: int) -> jax.Array:
-        value = rng.normal(size=shape) / np.sqrt(shape[0])
-        if jnp.issubdtype(dtype, jnp.complexfloating):
-            value = value + 0.3j * rng.normal(size=shape) / np.sqrt(shape[0])
-        return jnp.asarray(value, dtype)
-
-    return {
-        "hidden": {"w": draw(3, 8), "b": jnp.zeros(8, dtype)},
-        "head": {"w": draw(8, 1), "b": jnp.zeros(1, dtype)},
-    }
-
-
-def _mlp_loss(p: Any) -> jax.Array:
-    h = jnp.tanh(_X @ p["hidden"]["w"] + p["hidden"]["b"])
-    return jnp.mean(jnp.abs(h @ p["head"]["w"] + p["head"]["b"] - _Y) ** 2)
-
-
-PROBLEMS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], jax.Array], bool]] = {
-    # name: (init, loss, supports complex params)
-    "quadratic": (_quadratic_init, _quadratic_loss, True),
-    "rosenbrock": (_rosenbrock_init, _rosenbrock_loss, False),
-    "mlp": (_mlp_init, _mlp_loss, True),
-}
 
 # -- building both libraries' transformations ----------------------------------------
 
@@ -158,16 +105,16 @@ def _problem_params(case: Case) -> dict[str, Any]:
     runs = {}
     for problem in case.problems:
         if problem in PROBLEMS:
-            runs[f"{problem}-float64"] = PROBLEMS[problem][0](jnp.float64)
+            runs[f"{problem}-float64"] = PROBLEMS[problem].init(jnp.float64)
     if case.complex_params:
         for problem in case.problems:
-            if problem in PROBLEMS and PROBLEMS[problem][2]:
-                runs[f"{problem}-complex128"] = PROBLEMS[problem][0](jnp.complex128)
+            if problem in PROBLEMS and PROBLEMS[problem].supports_complex:
+                runs[f"{problem}-complex128"] = PROBLEMS[problem].init(jnp.complex128)
     return runs
 
 
 def _total_loss(params: dict[str, Any]) -> jax.Array:
-    return sum(PROBLEMS[run.split("-")[0]][1](p) for run, p in params.items())
+    return sum(PROBLEMS[run.split("-")[0]].loss(p) for run, p in params.items())
 
 
 # Compiling dominates the run time of these small problems, and XLA's backend

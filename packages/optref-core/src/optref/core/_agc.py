@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from ._base import EmptyState, GradientTransformation, check_state
 from ._hyperparameters import check_range
 from ._numerics import abs_sq, compute_dtype, safe_sqrt
+from ._stateless import _StatelessBase
 
 __all__ = ["AdaptiveGradClip", "adaptive_grad_clip", "unitwise_norm"]
 
@@ -57,7 +55,7 @@ def unitwise_norm(x: Array, axis: int | tuple[int, ...] | None = None) -> Array:
     return jnp.broadcast_to(safe_sqrt(total), x.shape)
 
 
-class AdaptiveGradClip(GradientTransformation):
+class AdaptiveGradClip(_StatelessBase):
     """Clip each unit's update to ``clipping * max(‖p‖_unit, eps)``."""
 
     clipping: Array
@@ -69,14 +67,7 @@ class AdaptiveGradClip(GradientTransformation):
         check_range(self, "clipping", self.clipping, 0.0, low_inclusive=False)
         check_range(self, "eps", self.eps, 0.0)
 
-    def init(self, params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
         if params is None:
             raise ValueError(
                 "adaptive_grad_clip: update needs params (the clip is relative to their "
@@ -94,7 +85,7 @@ class AdaptiveGradClip(GradientTransformation):
             g_w = g.astype(work)
             return jnp.where(g_norm < max_norm, g_w, g_w * factor).astype(g.dtype)
 
-        return jax.tree.map(clip_leaf, updates, params), state
+        return jax.tree.map(clip_leaf, updates, params)
 
 
 def adaptive_grad_clip(

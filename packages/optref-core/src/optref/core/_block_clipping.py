@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from ._base import EmptyState, GradientTransformation, check_state
 from ._hyperparameters import check_range
 from ._numerics import compute_dtype, safe_rms
+from ._stateless import _StatelessBase
 
 __all__ = ["ClipByBlockRms", "clip_by_block_rms"]
 
 
-class ClipByBlockRms(GradientTransformation):
+class ClipByBlockRms(_StatelessBase):
     """Rescale each leaf whose RMS exceeds ``threshold`` down to it."""
 
     threshold: Array
@@ -24,14 +22,7 @@ class ClipByBlockRms(GradientTransformation):
     def __check_init__(self) -> None:
         check_range(self, "threshold", self.threshold, 0.0, low_inclusive=False)
 
-    def init(self, params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
         threshold = self.threshold
 
         def clip_leaf(u: Array) -> Array:
@@ -40,7 +31,7 @@ class ClipByBlockRms(GradientTransformation):
             denominator = jnp.maximum(1, rms / threshold.astype(rms.dtype))
             return (u.astype(work) / denominator.astype(work)).astype(u.dtype)
 
-        return jax.tree.map(clip_leaf, updates), state
+        return jax.tree.map(clip_leaf, updates)
 
 
 def clip_by_block_rms(threshold: float | Array) -> ClipByBlockRms:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from ._base import EmptyState, GradientTransformation, check_state
 from ._numerics import compute_dtype
+from ._stateless import _StatelessBase
 
 __all__ = ["Centralize", "centralize"]
 
@@ -22,18 +20,11 @@ def _subtract_mean(u: Array) -> Array:
     return (u_w - jnp.mean(u_w, axis=tuple(range(1, u.ndim)), keepdims=True)).astype(u.dtype)
 
 
-class Centralize(GradientTransformation):
+class Centralize(_StatelessBase):
     """Subtract from each leaf of rank two or more its mean over all axes but the first."""
 
-    def init(self, params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
-        return jax.tree.map(_subtract_mean, updates), state
+    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
+        return jax.tree.map(_subtract_mean, updates)
 
 
 def centralize() -> Centralize:

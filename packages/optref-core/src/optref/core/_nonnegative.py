@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from ._base import EmptyState, GradientTransformation, check_state
+from ._base import EmptyState
 from ._numerics import compute_dtype
+from ._stateless import _StatelessBase
 from ._tree_check import check_real
 
 __all__ = ["KeepParamsNonnegative", "keep_params_nonnegative"]
 
 
-class KeepParamsNonnegative(GradientTransformation):
+class KeepParamsNonnegative(_StatelessBase):
     """Replace ``u`` by ``-p`` wherever ``p + u < 0``."""
 
     def init(self, params: PyTree) -> EmptyState:
         check_real(params, where="keep_params_nonnegative")
-        return EmptyState()
+        return super().init(params)
 
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
         if params is None:
             raise ValueError(
                 "keep_params_nonnegative: update needs params (the updates are cut where "
@@ -40,7 +36,7 @@ class KeepParamsNonnegative(GradientTransformation):
             # the new parameter to a negative value is caught too.
             return jnp.where(p_w + u_w < 0, -p_w, u_w).astype(u.dtype)
 
-        return jax.tree.map(leaf, updates, params), state
+        return jax.tree.map(leaf, updates, params)
 
 
 def keep_params_nonnegative() -> KeepParamsNonnegative:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 from jaxtyping import Array, PyTree
 
-from ._base import EmptyState, GradientTransformation, check_state
 from ._hyperparameters import check_range
 from ._numerics import compute_dtype, safe_div
+from ._stateless import _StatelessBase
 from ._tree import tree_l2_norm
 
 __all__ = ["NormalizeByUpdateNorm", "normalize_by_update_norm"]
 
 
-class NormalizeByUpdateNorm(GradientTransformation):
+class NormalizeByUpdateNorm(_StatelessBase):
     """``scale_factor * u / (‖u‖ + eps)``."""
 
     scale_factor: Array = 1.0
@@ -25,14 +23,7 @@ class NormalizeByUpdateNorm(GradientTransformation):
     def __check_init__(self) -> None:
         check_range(self, "eps", self.eps, 0.0)
 
-    def init(self, params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
         norm = tree_l2_norm(updates)
         # Zero, not 0/0, for a zero update with eps = 0.
         factor = safe_div(self.scale_factor.astype(norm.dtype), norm + self.eps.astype(norm.dtype))
@@ -41,7 +32,7 @@ class NormalizeByUpdateNorm(GradientTransformation):
             work = compute_dtype(u.dtype)
             return (u.astype(work) * factor.astype(work)).astype(u.dtype)
 
-        return jax.tree.map(scale_leaf, updates), state
+        return jax.tree.map(scale_leaf, updates)
 
 
 def normalize_by_update_norm(

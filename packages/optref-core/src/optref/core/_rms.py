@@ -54,8 +54,9 @@ def rms_normalize(g: Array, second_moment: Array, eps: Array, eps_in_sqrt: bool)
     return adaptive_ratio(g, second_moment, eps)
 
 
-class ScaleByRms(GradientTransformation):
-    """Divide by the root of the moving average of the squared gradients."""
+class _ScaleBySecondMoment(GradientTransformation):
+    """What :class:`ScaleByRms` and :class:`ScaleByStddev` share: their hyperparameters,
+    their validation and the optional bias correction."""
 
     decay: Array = 0.9
     eps: Array = 1e-8
@@ -69,6 +70,17 @@ class ScaleByRms(GradientTransformation):
         check_range(self, "eps", self.eps, 0.0)
         check_range(self, "initial_scale", self.initial_scale, 0.0)
 
+    def _count_and_correction(self, state: Any) -> tuple[Array | None, Array | None]:
+        """The next step count and the bias correction $1 - \\rho^t$ (``None`` without)."""
+        if not self.bias_correction:
+            return None, None
+        count = safe_increment(state.count)
+        return count, _bias_correction(self.decay, count)
+
+
+class ScaleByRms(_ScaleBySecondMoment):
+    """Divide by the root of the moving average of the squared gradients."""
+
     def init(self, params: PyTree) -> ScaleByRmsState | ScaleByRmsWithCountState:
         nu = tree_full_like(params, self.initial_scale)
         if self.bias_correction:
@@ -80,8 +92,7 @@ class ScaleByRms(GradientTransformation):
     ) -> tuple[PyTree, ScaleByRmsState | ScaleByRmsWithCountState]:
         state_type = ScaleByRmsWithCountState if self.bias_correction else ScaleByRmsState
         check_state(self, updates, state, state_type, params)
-        count = safe_increment(state.count) if self.bias_correction else None
-        correction = _bias_correction(self.decay, count) if self.bias_correction else None
+        count, correction = self._count_and_correction(state)
         decay, eps = self.decay, self.eps
 
         def step(g: Array, v: Array) -> tuple[Array, Array]:

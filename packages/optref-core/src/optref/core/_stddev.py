@@ -8,11 +8,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
-from ._hyperparameters import check_range
-from ._numerics import abs_sq, compute_dtype, safe_increment
-from ._numerics import bias_correction as _bias_correction
-from ._rms import rms_normalize
+from ._base import check_state, params_like
+from ._numerics import abs_sq, compute_dtype
+from ._rms import _ScaleBySecondMoment, rms_normalize
 from ._tree import tree_full_like, tree_map_unzip, tree_zeros_like
 from ._typecheck import typechecker
 
@@ -41,20 +39,8 @@ class ScaleByRStdDevWithCountState(eqx.Module):
     nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
 
 
-class ScaleByStddev(GradientTransformation):
+class ScaleByStddev(_ScaleBySecondMoment):
     """Divide by the root of ``E[|g|²] - |E[g]|²``, a moving estimate of the variance."""
-
-    decay: Array = 0.9
-    eps: Array = 1e-8
-    initial_scale: Array = 0.0
-    eps_in_sqrt: bool = eqx.field(static=True, default=True)
-    bias_correction: bool = eqx.field(static=True, default=False)
-    scalar_hyperparameters = ("decay", "eps", "initial_scale")
-
-    def __check_init__(self) -> None:
-        check_range(self, "decay", self.decay, 0.0, 1.0, high_inclusive=not self.bias_correction)
-        check_range(self, "eps", self.eps, 0.0)
-        check_range(self, "initial_scale", self.initial_scale, 0.0)
 
     def init(self, params: PyTree) -> ScaleByRStdDevState | ScaleByRStdDevWithCountState:
         mu = tree_zeros_like(params)
@@ -68,8 +54,7 @@ class ScaleByStddev(GradientTransformation):
     ) -> tuple[PyTree, ScaleByRStdDevState | ScaleByRStdDevWithCountState]:
         state_type = ScaleByRStdDevWithCountState if self.bias_correction else ScaleByRStdDevState
         check_state(self, updates, state, state_type, params)
-        count = safe_increment(state.count) if self.bias_correction else None
-        correction = _bias_correction(self.decay, count) if self.bias_correction else None
+        count, correction = self._count_and_correction(state)
         decay, eps = self.decay, self.eps
 
         def step(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
