@@ -68,8 +68,6 @@ _LOOSE_RTOL = {
     "core.scale_by_factored_rms-default_decay": 1e-6,
     "core.adafactor": 1e-6,
     "core.adafactor-momentum": 1e-6,
-    # Optax multiplies the float32 accumulator by the Python-float decay in float32.
-    "core.ema-float32_accumulator": 1e-5,
 }
 
 
