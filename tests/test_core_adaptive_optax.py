@@ -55,9 +55,12 @@ _GRADIENT = jax.jit(lambda params: descent_gradient(_loss, params))
 
 def _trajectories(case: Case) -> tuple[Any, ...]:
     """optref's and Optax's updates and states at every step, stacked on axis 0."""
+    params = _runs(case)
+    # A tree-valued argument (a mask) applies to each run of the gathered tree.
+    trees = {k: {run: v for run in params} for k, v in case.kwargs.items() if isinstance(v, dict)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        ours, theirs = build(case, "optref"), build(case, "optax")
+        ours, theirs = build(case, "optref", **trees), build(case, "optax", **trees)
 
     def step(grads: Any, s_ours: Any, s_theirs: Any, params: Any) -> tuple[Any, ...]:
         u_ours, s_ours = ours.update(grads, s_ours, params)
@@ -65,7 +68,6 @@ def _trajectories(case: Case) -> tuple[Any, ...]:
         params = jax.tree.map(lambda p, u: p + case.step_scale * u, params, u_ours)
         return u_ours, u_theirs, s_ours, s_theirs, params
 
-    params = _runs(case)
     s_ours, s_theirs = ours.init(params), theirs.init(params)
     lowered = jax.jit(step).lower(_GRADIENT(params), s_ours, s_theirs, params)
     compiled = lowered.compile(compiler_options=_FAST_COMPILE)

@@ -83,7 +83,9 @@ def scale_by_trust_ratio(
     and underflow (:func:`~optref.core.safe_l2_norm`: huge float16 or bfloat16 updates do
     not turn the ratio into zero, nor tiny ones into one). The division never sees a zero
     denominator, so gradients through the ratio are finite where a norm is zero (Optax
-    divides first and selects after, which gives NaN gradients there). Reference: You et
+    divides first and selects after, which gives NaN gradients there). Note that the
+    ratio is 1 at zero params (zero-initialised biases) and tends to 0 next to them: the
+    map jumps there, by definition. Reference: You et
     al., *Large Batch Training of Convolutional Networks* (2017); Optax:
     ``optax.scale_by_trust_ratio``.
     """
