@@ -87,6 +87,7 @@ from ._numerics import (
     bias_correction,
     compute_dtype,
     debiased_momentum,
+    moving_average,
     safe_div,
     safe_increment,
     safe_l2_norm,
