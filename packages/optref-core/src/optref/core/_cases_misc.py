@@ -93,7 +93,7 @@ MISC_CASES: list[Case] = [
          "optax.scale_by_adadelta", step_scale=_T, hyperparameters=("rho", "eps")),
     Case("core.scale_by_distance_over_gradients",
          "optref.core.scale_by_distance_over_gradients",
-         {"reps_rel": 1e-3, "global_scale": -1.0, "param_dtype": None},
+         {"reps_rel": 1e-3, "global_scale": -0.8, "param_dtype": None},
          "optax.scale_by_distance_over_gradients", problems=_NO_SCALARS,
          hyperparameters=("reps_rel", "global_scale")),
     Case("core.scale_by_polyak", "optref.core.scale_by_polyak", {}, "optax.scale_by_polyak",
