@@ -187,12 +187,24 @@ class ScaleByLBFGS(GradientTransformation):
         weights_memory = state.weights_memory.at[prev_memory_idx].set(weight)
 
         # 2. The scale gamma of the initial approximation gamma * I: <s, y> / |y|^2 from
-        # the newest pair; with no reliable pair (the first step), the gradient norm
-        # capped at 1, as a heuristic that is not part of the map (no gradient).
+        # the newest reliable pair (the new one unless it was rejected); with none (the
+        # first step), the inverse gradient norm capped at 1, a heuristic that is not part
+        # of the map (no gradient).
         first_step_scale = _capped_inverse_norm(updates)
         if self.scale_init_precond:
-            pair_scale = safe_div(curvature, tree_l2_norm(diff_updates, squared=True).astype(dtype))
-            identity_scale = jnp.where(accepted, pair_scale, first_step_scale.astype(dtype))
+            newest_first = (prev_memory_idx - jnp.arange(memory_size)) % memory_size
+            reliable = weights_memory[newest_first] > 0
+            newest = newest_first[jnp.argmax(reliable)]
+            s, y = (
+                jax.tree.map(lambda m: m[newest], memory)
+                for memory in (diff_params_memory, diff_updates_memory)
+            )
+            pair_scale = safe_div(
+                real_vdot(y, s).astype(dtype), tree_l2_norm(y, squared=True).astype(dtype)
+            )
+            identity_scale = jnp.where(
+                jnp.any(reliable), pair_scale, first_step_scale.astype(dtype)
+            )
         else:
             identity_scale = jnp.ones([], dtype)
 
@@ -242,20 +254,28 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Sc
     \\rVert^2$ with ``scale_init_precond`` (else 1). Chain it with a line search: the
     update is a direction, not a step (see :func:`lbfgs`).
 
-    **First step and degenerate pairs.** With no curvature pair yet, $\\gamma_0 =
-    \\min(1, 1/\\lVert g_0\\rVert)$ (the first step has length at most 1), computed under
-    ``stop_gradient``: a heuristic, not part of the map, so no derivative flows through
-    it (Optax issue #1189), and at $g_0 = 0$ it is 1 with the derivative of the update
-    with respect to $g_0$ equal to $\\gamma_0 I$, not NaN. A pair is used only if
-    $\\operatorname{Re}\\langle s, y\\rangle > \\varepsilon\\,\\lVert s\\rVert
-    \\lVert y\\rVert$ ($\\varepsilon$ the machine epsilon of the params' least precise
-    dtype): a pair whose curvature is zero, negative or below the rounding error of its
-    own inner product is stored as zeros with weight 0, and the next $\\gamma$ is the
-    capped inverse norm again. Optax tests ``<s, y> == 0`` only, so in float32 or
-    bfloat16 a tiny ``<s, y>`` gives an infinite weight and NaN (Optax issue #1203), and
-    a negative one an ascent direction. All divisions are safe (double ``where``), so
-    derivatives through the update are finite at every step, the first included, and at
-    a stationary point.
+    **First step.** With no curvature pair yet, $\\gamma_0 = \\min(1, 1/\\lVert
+    g_0\\rVert)$ (the first step has length at most 1), computed under ``stop_gradient``:
+    a heuristic, not part of the map, so no derivative flows through it (Optax issue
+    #1189). At $g_0 = 0$ it is 1, and the derivative of the update with respect to $g_0$
+    is $\\gamma_0 I$, not NaN.
+
+    **Degenerate pairs.** A pair is used only if $\\operatorname{Re}\\langle s,
+    y\\rangle > \\varepsilon\\,\\lVert s\\rVert \\lVert y\\rVert$, $\\varepsilon$ the
+    machine epsilon of the params' least precise dtype. A pair whose curvature is
+    negative, zero or below the rounding error of its own inner product (a failed line
+    search, cancellation in float32 or bfloat16, rounding noise at convergence) is stored
+    as zeros with weight 0, so it changes nothing, and $\\gamma$ comes from the newest
+    reliable pair in the memory (the capped inverse norm if there is none). Optax tests
+    ``<s, y> == 0`` only: a tiny ``<s, y>`` gives an infinite weight and NaN in float32
+    or bfloat16 (Optax issue #1203), a negative one an indefinite matrix, and an exact
+    zero $\\gamma = 0$.
+
+    **Derivatives.** Every division is safe (double ``where``), so derivatives through
+    the update are finite at every step, the first included, and at a stationary point.
+    They are the derivatives of the map with $\\gamma_0$ (and the acceptance of each
+    pair) held fixed: exact wherever $\\lVert g_0\\rVert < 1$, or with
+    ``scale_init_precond=False``.
 
     The state's ``weights_memory`` has the params' real dtype, at least float32.
     References: Nocedal & Wright, *Numerical Optimization* (2006), Algorithms 7.4 and
