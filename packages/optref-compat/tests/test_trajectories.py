@@ -61,10 +61,19 @@ def _through_to_optax(case: Any, harness: Any, problem: Any, expected: Any) -> t
     # optref's own run, with Optax's clip (from_optax) so that nothing else differs.
     clip = from_optax(optax.clip_by_global_norm(1.0))
     native = harness.run(oc.chain(clip, optref_tx), case, problem, N + M)
-    _check(harness, case, ours.updates + ours.params, native.updates + native.params,
-           "to_optax (against optref)", 1.0)
-    pytest.xfail(reason or f"optref itself differs from Optax by {error:.3g} (a conformance "
-                 "failure, reported by optref.audit)")
+    _check(
+        harness,
+        case,
+        ours.updates + ours.params,
+        native.updates + native.params,
+        "to_optax (against optref)",
+        1.0,
+    )
+    pytest.xfail(
+        reason
+        or f"optref itself differs from Optax by {error:.3g} (a conformance "
+        "failure, reported by optref.audit)"
+    )
 
 
 def _switch(
@@ -77,15 +86,15 @@ def _switch(
     at = expected.params[N - 1]
     state = state_from_optax(chained, expected.states[N - 1], params=at)
     tail = harness.run(chained, case, problem, M, params=at, state=state)
-    _check(harness, case, expected.params[:N] + tail.params, expected.params, "optax -> optref",
-           MIXED)
+    _check(
+        harness, case, expected.params[:N] + tail.params, expected.params, "optax -> optref", MIXED
+    )
 
     at = ours.params[N - 1]
     optref_state = (oc.EmptyState(), ours.states[N - 1][1])  # the state of `chained`
     state = state_to_optax(chained, optref_state, params=at)
     tail = harness.run(optax_tx, case, problem, M, params=at, state=state)
-    _check(harness, case, ours.params[:N] + tail.params, expected.params, "optref -> optax",
-           MIXED)
+    _check(harness, case, ours.params[:N] + tail.params, expected.params, "optref -> optax", MIXED)
 
 
 def test_shims_follow_optax(case: Any, harness: Any) -> None:
@@ -93,8 +102,14 @@ def test_shims_follow_optax(case: Any, harness: Any) -> None:
     expected = harness.run(_optax_chain(case, harness), case, problem, N + M)
     wrapped = oc.chain(oc.clip_by_global_norm(1.0), from_optax(harness.build(case, "optax")))
     got = harness.run(wrapped, case, problem, N + M)
-    _check(harness, case, got.updates + got.params, expected.updates + expected.params,
-           "from_optax", MIXED)
+    _check(
+        harness,
+        case,
+        got.updates + got.params,
+        expected.updates + expected.params,
+        "from_optax",
+        MIXED,
+    )
     ours, optref_tx = _through_to_optax(case, harness, problem, expected)
     _switch(case, harness, problem, expected, ours, optref_tx)
 

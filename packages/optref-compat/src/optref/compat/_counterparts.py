@@ -326,7 +326,10 @@ def optax_counterpart(tx: GradientTransformation) -> optax.GradientTransformatio
         )
         if found is not None:
             return call_with_fields(
-                found[1], tx, factory_name=found[0], rename=registration.rename,
+                found[1],
+                tx,
+                factory_name=found[0],
+                rename=registration.rename,
                 ignore=registration.ignore,
             )
     raise NoCounterpartError(

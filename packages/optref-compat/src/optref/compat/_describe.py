@@ -97,8 +97,10 @@ def _name_of_update(update: Any) -> str:
             return _name_of_update(inner[0].update)
     if name == "chain":
         for contents in _closure_contents(update):
-            if isinstance(contents, tuple | list) and contents and all(
-                callable(c) for c in contents
+            if (
+                isinstance(contents, tuple | list)
+                and contents
+                and all(callable(c) for c in contents)
             ):
                 return "chain(" + ", ".join(_name_of_update(m) for m in contents) + ")"
     return name
@@ -123,13 +125,19 @@ def _inner_transformations(value: Any) -> list[tuple[str, Any]]:
     """``(label, transformation)`` for a field value holding transformations."""
     if isinstance(value, GradientTransformation) or is_optax_transformation(value):
         return [("", value)]
-    if isinstance(value, dict) and value and all(
-        isinstance(v, GradientTransformation) or is_optax_transformation(v)
-        for v in value.values()
+    if (
+        isinstance(value, dict)
+        and value
+        and all(
+            isinstance(v, GradientTransformation) or is_optax_transformation(v)
+            for v in value.values()
+        )
     ):
         return [(f"{k}=", v) for k, v in value.items()]
-    if isinstance(value, tuple | list) and value and all(
-        isinstance(v, GradientTransformation) or is_optax_transformation(v) for v in value
+    if (
+        isinstance(value, tuple | list)
+        and value
+        and all(isinstance(v, GradientTransformation) or is_optax_transformation(v) for v in value)
     ):
         return [("", v) for v in value]
     return []
@@ -162,6 +170,10 @@ def describe_transformation(tx: Any) -> str:
         return f"from_optax({tx.name})"
     name = optref_name(type(tx))
     inner = [
+        getattr(value, "__name__", "factory")
+        for field, value in _transformation_fields(tx)
+        if field.endswith("factory") and callable(value)
+    ] + [
         label + describe_transformation(member)
         for _, value in _transformation_fields(tx)
         for label, member in _inner_transformations(value)

@@ -78,7 +78,10 @@ class FromOptax(GradientTransformation):
             )
         try:
             check_tree_fits(
-                expected, state, where=where, reference_name=f"the state of {self.name}",
+                expected,
+                state,
+                where=where,
+                reference_name=f"the state of {self.name}",
                 tree_name="state",
             )
         except TreeMismatchError as error:

@@ -64,8 +64,14 @@ def state_to_optax(tx: GradientTransformation, state: PyTree, params: PyTree | N
     where = f"state_to_optax({describe_transformation(tx)})"
     opt = _counterpart(tx, where)
     params = _params_for(
-        tx.init, state, params, where=where, owner=describe_transformation(tx),
-        library="optref", preferred=_preferred_paths(state),
+        tx.init,
+        state,
+        params,
+        where=where,
+        owner=describe_transformation(tx),
+        library="optref",
+        preferred=_preferred_paths(state),
+        target_init=opt.init,
     )
     template = _abstract_init(opt.init, params, where, f"the Optax counterpart {optax_name(opt)}")
     return _transplant(state, template, tx, where, "optref state", "Optax state")
@@ -87,9 +93,13 @@ def state_from_optax(
     where = f"state_from_optax({describe_transformation(tx)})"
     opt = _counterpart(tx, where)
     params = _params_for(
-        opt.init, optax_state, params, where=where,
-        owner=f"its Optax counterpart {optax_name(opt)}", library="Optax",
-        preferred=_preferred_paths_of(tx) if params is None else [],
+        opt.init,
+        optax_state,
+        params,
+        where=where,
+        owner=f"its Optax counterpart {optax_name(opt)}",
+        library="Optax",
+        preferred=_preferred_paths_of(tx) if params is None else [], target_init=tx.init,
     )
     template = _abstract_init(tx.init, params, where, describe_transformation(tx))
     return _transplant(optax_state, template, tx, where, "Optax state", "optref state")
@@ -160,38 +170,76 @@ def _preferred_paths(state: PyTree) -> list[str]:
     return [p for p, follows in found if follows] + [p for p, follows in found if not follows]
 
 
+#: What :func:`_infer_params` returns when no subtree of the state is the params.
+NOT_FOUND: Any = object()
+#: What it returns when several do, and the converted state would depend on which.
+AMBIGUOUS: Any = object()
+
+_PROBES = (None, jax.ShapeDtypeStruct((), jnp.float32), jax.ShapeDtypeStruct((), jnp.float64))
+
+
+def _abstract(tree: PyTree) -> PyTree:
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
+
+
+def _reproduces(init: Callable[[PyTree], Any], candidate: PyTree, target: Any) -> int:
+    """2 if ``init(candidate)`` has the layout and dtypes of ``target``, 1 if only the
+    layout and shapes, 0 otherwise."""
+    try:
+        built = _signature(jax.eval_shape(init, candidate))
+    except Exception:
+        return 0
+    if built[:2] != target[:2]:
+        return 0
+    return 2 if built[2] == target[2] else 1
+
+
 def _infer_params(
-    init: Callable[[PyTree], Any], state: PyTree, preferred: list[str] = ()
-) -> PyTree | None:
+    init: Callable[[PyTree], Any],
+    state: PyTree,
+    preferred: list[str],
+    target_init: Callable[[PyTree], Any],
+) -> PyTree:
     """The params (abstract) for which ``init`` builds a state of ``state``'s layout.
 
-    Tries the subtrees of the state: first those at the ``preferred`` key paths (the
-    params-shaped fields of optref states), then all of them, largest first. A candidate
-    that reproduces the dtypes too is preferred. ``None`` when no subtree does.
+    First the subtrees at the ``preferred`` key paths (the fields that optref declares
+    params-shaped): the first that rebuilds the state is the params. Otherwise every
+    subtree of the state, and ``None`` and scalars (for states that hold nothing
+    params-shaped), is tried; those that rebuild the state (with its dtypes, if any
+    does) are the possible params. If they would give different converted states
+    (``target_init``'s), the state does not tell: :data:`AMBIGUOUS`. :data:`NOT_FOUND`
+    when no candidate rebuilds the state.
     """
     target = _signature(state)
     subtrees = dict(_subtrees(state))
-    ordered = [subtrees[p] for p in preferred if p in subtrees] + [*subtrees.values(), None]
+    candidates = [_abstract(subtrees[p]) for p in preferred if p in subtrees]
+    for exact in (2, 1):
+        for candidate in candidates:
+            if _reproduces(init, candidate, target) >= exact:
+                return candidate
     seen: set[Any] = set()
-    fallback = None
-    for candidate in ordered:
-        leaves = jax.tree.leaves(candidate)
-        if not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves):
+    matches: dict[int, list[Any]] = {1: [], 2: []}
+    for candidate in [*subtrees.values(), *_PROBES]:
+        if not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in jax.tree.leaves(candidate)):
             continue
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), candidate)
-        key = _signature(abstract)
+        candidate = _abstract(candidate)
+        key = _signature(candidate)
         if key in seen:
             continue
         seen.add(key)
+        quality = _reproduces(init, candidate, target)
+        if quality:
+            matches[quality].append(candidate)
+    found = matches[2] or matches[1]
+    if not found:
+        return NOT_FOUND
+    outcomes = set()
+    for candidate in found:
         try:
-            built = _signature(jax.eval_shape(init, abstract))
+            outcomes.add(_signature(jax.eval_shape(target_init, candidate)))
         except Exception:
             continue
-        if built[:2] == target[:2]:
-            if built[2] == target[2]:
-                return abstract
-            fallback = abstract if fallback is None else fallback
-    return fallback
+    return found[0] if len(outcomes) <= 1 else AMBIGUOUS
 
 
 def _preferred_paths_of(tx: GradientTransformation) -> list[str]:
@@ -212,8 +260,14 @@ def _params_for(
     owner: str,
     library: str,
     preferred: list[str],
+    target_init: Callable[[PyTree], Any],
 ) -> PyTree:
-    """The params to build the template from, after checking that ``state`` fits them."""
+    """The params to build the template from, after checking that ``state`` fits them.
+
+    Without ``params``, they are inferred from the state; when the state holds nothing
+    params-shaped and the other library's state depends on the params (their dtype, for
+    injected hyperparameters), they cannot be, and the error asks for them.
+    """
     if params is not None:
         try:
             expected = jax.eval_shape(init, params)
@@ -224,8 +278,8 @@ def _params_for(
             ) from error
         if _signature(expected)[:2] == _signature(state)[:2]:
             return params
-        inferred = _infer_params(init, state, preferred)
-        if inferred is not None:
+        inferred = _infer_params(init, state, preferred, target_init)
+        if inferred is not NOT_FOUND and inferred is not AMBIGUOUS and inferred is not None:
             raise StateConversionError(
                 f"{where}: the {library} state was built for params {describe_params(inferred)}, "
                 f"not for the params given, {describe_params(params)}."
@@ -235,13 +289,19 @@ def _params_for(
             f"{owner} has the state {describe_state(expected)}, got {describe_state(state)}. "
             "Was it built by another optimizer?"
         )
-    inferred = _infer_params(init, state, preferred)
-    if inferred is None:
+    inferred = _infer_params(init, state, preferred, target_init)
+    if inferred is NOT_FOUND:
         raise StateConversionError(
             f"{where}: the {library} state {describe_state(state)} is not a state of {owner}"
             f"{_layout_of(init, state)}: no params give {owner} a state of this layout. Was it "
-            "built by another optimizer? (If the state holds no params-shaped field, pass "
-            "params=.)"
+            "built by another optimizer? (If no field of the state is shaped like the whole "
+            "params, as in masked and partitioned states, pass params=.)"
+        )
+    if inferred is AMBIGUOUS:
+        raise StateConversionError(
+            f"{where}: the {library} state {describe_state(state)} holds no field shaped like "
+            "the params, and the converted state depends on them (their dtype or structure): "
+            "pass params=."
         )
     return inferred
 
