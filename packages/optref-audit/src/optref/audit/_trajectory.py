@@ -146,4 +146,11 @@ def flatten_state(state: PyTree) -> dict[str, np.ndarray]:
     """The leaves of a state keyed by path (``[0].mu['w']``), the same for both libraries:
     optref's state modules and Optax's state tuples both flatten to attribute keys."""
     leaves = jax.tree_util.tree_flatten_with_path(state)[0]
-    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves}
+    return {jax.tree_util.keystr(path): np.asarray(_key_data(leaf)) for path, leaf in leaves}
+
+
+def _key_data(leaf: Any) -> Any:
+    """A typed PRNG key as its raw data (keys have no NumPy form); other leaves as they are."""
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(leaf)
+    return leaf
