@@ -37,7 +37,8 @@ class ScaleByAdanState(eqx.Module):
     v: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
     n: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
     g: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    t: Int[Array, ""]
+    # Last, as in Optax (params_like() fields have no default; pyright cannot tell).
+    t: Int[Array, ""]  # pyright: ignore[reportGeneralTypeIssues]
 
 
 class ScaleByAdan(GradientTransformation):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._case import Call, Case, Deviation
 from ._cases_kernel import OPTIMISTIC_FIRST_STEP
 
@@ -52,7 +54,7 @@ def _transform(
     hyperparameters: tuple[str, ...] = (),
     *,
     variant: str = "",
-    **options: object,
+    **options: Any,
 ) -> Case:
     """A case for the transform ``name``, applied as ``params - 0.01 * updates``."""
     return Case(
@@ -73,7 +75,7 @@ def _alias(
     hyperparameters: tuple[str, ...] = ("learning_rate",),
     *,
     variant: str = "",
-    **options: object,
+    **options: Any,
 ) -> Case:
     """A case for the optimizer ``name``, applied as ``params + updates``."""
     return Case(

@@ -26,7 +26,7 @@ class ScaleByNovogradState(eqx.Module):
 
     count: Int[Array, ""]
     mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
-    nu: PyTree[Inexact[Array, ""], " P"]
+    nu: PyTree[Inexact[Array, ""], " P"]  # pyright: ignore[reportGeneralTypeIssues]
 
 
 class ScaleByNovograd(GradientTransformation):
