@@ -294,6 +294,18 @@ def max_relative_error(actual: list[Any], expected: list[Any]) -> float:
     return float(worst)
 
 
+def assert_identical(a: Any, b: Any) -> None:
+    """The same layout, dtypes and bits."""
+    assert jax.tree.structure(a) == jax.tree.structure(b), (
+        f"{jax.tree.structure(a)} != {jax.tree.structure(b)}"
+    )
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert jnp.result_type(x) == jnp.result_type(y), (x, y)
+        if jnp.issubdtype(jnp.result_type(x), jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 @pytest.fixture(scope="session")
 def harness() -> Any:
     """The helpers above, for the test modules (which cannot import this conftest)."""
@@ -304,6 +316,7 @@ def harness() -> Any:
         run = staticmethod(run)
         max_relative_error = staticmethod(max_relative_error)
         float64_deviation = staticmethod(float64_deviation)
+        assert_identical = staticmethod(assert_identical)
 
     return Harness
 

@@ -25,7 +25,13 @@ import optax
 import pytest
 
 import optref.core as oc
-from optref.compat import from_optax, state_from_optax, state_to_optax, to_optax
+from optref.compat import (
+    StateConversionError,
+    from_optax,
+    state_from_optax,
+    state_to_optax,
+    to_optax,
+)
 
 N, M = 2, 1
 MIXED = 10.0
@@ -94,6 +100,13 @@ def _switch(
     optref_state = (oc.EmptyState(), ours.states[N - 1][1])  # the state of `chained`
     state = state_to_optax(chained, optref_state, params=at)
     tail = harness.run(optax_tx, case, problem, M, params=at, state=state)
+    harness.assert_identical(state_from_optax(chained, state, params=at), optref_state)
+    try:  # Without params=: the same, or a request for them.
+        inferred = state_to_optax(chained, optref_state)
+    except StateConversionError as error:
+        assert "pass params=" in str(error), str(error)
+    else:
+        harness.assert_identical(inferred, state)
     _check(harness, case, ours.params[:N] + tail.params, expected.params, "optref -> optax", MIXED)
 
 

@@ -12,6 +12,7 @@ the transformation it belongs to.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.tree_util import DictKey, GetAttrKey, SequenceKey
 from jaxtyping import PyTree
 
@@ -99,7 +101,8 @@ def state_from_optax(
         where=where,
         owner=f"its Optax counterpart {optax_name(opt)}",
         library="Optax",
-        preferred=_preferred_paths_of(tx) if params is None else [], target_init=tx.init,
+        preferred=_preferred_paths_of(tx) if params is None else [],
+        target_init=tx.init,
     )
     template = _abstract_init(tx.init, params, where, describe_transformation(tx))
     return _transplant(optax_state, template, tx, where, "Optax state", "optref state")
@@ -178,6 +181,20 @@ AMBIGUOUS: Any = object()
 _PROBES = (None, jax.ShapeDtypeStruct((), jnp.float32), jax.ShapeDtypeStruct((), jnp.float64))
 
 
+def _hole_types() -> tuple[type, ...]:
+    """The placeholders that masks leave in a params-shaped field (Optax's and optref's)."""
+    masking = sys.modules.get("optref.masking")
+    own = getattr(masking, "MaskedNode", None)
+    return (optax.MaskedNode,) if own is None else (optax.MaskedNode, own)
+
+
+def _has_holes(tree: PyTree) -> bool:
+    """Whether ``tree`` is a masked part of the params rather than the params."""
+    holes = _hole_types()
+    nodes = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, holes))
+    return any(isinstance(x, holes) for x in nodes)
+
+
 def _abstract(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
 
@@ -212,7 +229,9 @@ def _infer_params(
     """
     target = _signature(state)
     subtrees = dict(_subtrees(state))
-    candidates = [_abstract(subtrees[p]) for p in preferred if p in subtrees]
+    candidates = [
+        _abstract(subtrees[p]) for p in preferred if p in subtrees and not _has_holes(subtrees[p])
+    ]
     for exact in (2, 1):
         for candidate in candidates:
             if _reproduces(init, candidate, target) >= exact:
@@ -220,7 +239,10 @@ def _infer_params(
     seen: set[Any] = set()
     matches: dict[int, list[Any]] = {1: [], 2: []}
     for candidate in [*subtrees.values(), *_PROBES]:
-        if not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in jax.tree.leaves(candidate)):
+        leaves = jax.tree.leaves(candidate)
+        if not all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves):
+            continue
+        if _has_holes(candidate):
             continue
         candidate = _abstract(candidate)
         key = _signature(candidate)
