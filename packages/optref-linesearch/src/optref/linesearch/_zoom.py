@@ -189,12 +189,13 @@ class ScaleByZoomLinesearch(GradientTransformation):
         dtype = state.value.dtype
         grad0 = tree_cast_like(args.grad, state.grad)
 
-        def hyper(x: Array | None) -> Array | None:
-            return None if x is None else jnp.asarray(x).astype(dtype)
+        def hyper(x: Array) -> Array:
+            return jnp.asarray(x).astype(dtype)
 
         tol, increase_factor = hyper(self.tol), hyper(self.increase_factor)
         slope_rtol, curv_rtol = hyper(self.slope_rtol), hyper(self.curv_rtol)
-        approx_dec_rtol, max_stepsize = hyper(self.approx_dec_rtol), hyper(self.max_learning_rate)
+        approx_dec_rtol = None if self.approx_dec_rtol is None else hyper(self.approx_dec_rtol)
+        max_stepsize = None if self.max_learning_rate is None else hyper(self.max_learning_rate)
         interval_threshold = hyper(self.stepsize_precision)
         max_steps = self.max_linesearch_steps
         value_and_grad = value_and_descent_gradient(args.objective)

@@ -20,14 +20,14 @@ EXTRA = ("value", "grad", "value_fn")
 LBFGS_DIFFERENTIABILITY = Deviation(
     check="differentiability",
     reason=(
-        "Optax's L-BFGS divides 0 by 0 in branches that jnp.where does not take (the "
-        "initial scale at the first step, the weight of a zero curvature pair), so "
-        "gradients through it are NaN; its first-step scaling leaked gradients before "
-        "stop_gradient was added; and its line searches use an unbounded while_loop that "
-        "reverse mode cannot differentiate. optref uses safe divisions and offers "
-        "differentiable=True line searches."
+        "Optax's line searches run in an unbounded while_loop, which reverse mode cannot "
+        "differentiate (optref offers differentiable=True, a bounded loop); and its "
+        "scale_by_lbfgs divides 0 by 0 in branches that jnp.where does not take (the "
+        "scale <s, y> / |y|^2 and the weight 1 / <s, y> of a zero curvature pair, at a "
+        "stationary point or after a zero step), which makes gradients through it NaN "
+        "there; optref's divisions are safe."
     ),
-    link="https://github.com/google-deepmind/optax/issues/1189",
+    link="https://github.com/google-deepmind/optax/issues/1201",
 )
 
 
