@@ -6,6 +6,7 @@ import dataclasses
 import functools
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,13 +74,15 @@ def run_trajectory(
     """
     value_fn = problem.loss if "value_fn" in extra_args else None
 
-    def step(params: PyTree, state: PyTree, grads: PyTree, extra: dict) -> tuple:
+    # The transformation is an argument, not a closed-over constant: its hyperparameters
+    # stay data, as in a user's jitted step, so XLA cannot fold them into the arithmetic.
+    def step(tx: Any, params: PyTree, state: PyTree, grads: PyTree, extra: dict) -> tuple:
         if value_fn is not None:
             extra = {**extra, "value_fn": value_fn}
         updates, state = tx.update(grads, state, params, **extra)
         return step_params(params, updates, step_scale), state, updates
 
-    jitted = jax.jit(step)
+    jitted = functools.partial(eqx.filter_jit(step), tx)
     gradient = _compiled_gradient(problem.name)
     value = _compiled_value(problem.name)
     state = tx.init(params)
