@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,6 +105,14 @@ def run_solver(tx, fn, params, steps, *, from_state=True):
     return params, state, losses
 
 
+@eqx.filter_jit
+def one_search(tx, fn, params, direction, state=None):
+    """One line search by ``tx`` along ``direction`` from ``params`` (a fresh state if none)."""
+    value, grad = jax.value_and_grad(fn)(params)
+    state = tx.init(params) if state is None else state
+    return tx.update(direction, state, params, value=value, grad=grad, value_fn=fn)
+
+
 def all_finite(tree) -> bool:
     return all(
         bool(jnp.all(jnp.isfinite(x)))
@@ -127,6 +136,7 @@ def lib() -> types.SimpleNamespace:
         "mlp_init",
         "PROBLEMS",
         "run_solver",
+        "one_search",
         "all_finite",
     ]
     return types.SimpleNamespace(**{name: globals()[name] for name in names})

@@ -16,22 +16,15 @@ from optref.linesearch import (
 )
 
 
-@eqx.filter_jit
-def one_search(tx, fn, params, direction, state=None):
-    value, grad = jax.value_and_grad(fn)(params)
-    state = tx.init(params) if state is None else state
-    return tx.update(direction, state, params, value=value, grad=grad, value_fn=fn)
-
-
 def steep(x):
     return jnp.sum(50.0 * x**2)
 
 
-def test_first_step_size_of_the_sequence_with_sufficient_decrease() -> None:
+def test_first_step_size_of_the_sequence_with_sufficient_decrease(lib) -> None:
     x0 = jnp.asarray([1.0, -0.5])
     direction = -jax.grad(steep)(x0)  # a step of 1 overshoots by a factor of 100
     tx = scale_by_backtracking_linesearch(max_backtracking_steps=50, decrease_factor=0.5)
-    updates, state = one_search(tx, steep, x0, direction)
+    updates, state = lib.one_search(tx, steep, x0, direction)
     # Armijo with c = 1e-4 on 50 x^2 along -g: eta * 100 <= 2 (1 - 1e-4), so eta = 2^-6.
     assert float(state.learning_rate) == 2.0**-6
     assert int(state.info.num_linesearch_steps) == 7
@@ -41,21 +34,21 @@ def test_first_step_size_of_the_sequence_with_sufficient_decrease() -> None:
     assert state.grad is None
 
 
-def test_store_grad_keeps_the_gradient_at_the_accepted_point() -> None:
+def test_store_grad_keeps_the_gradient_at_the_accepted_point(lib) -> None:
     x0 = jnp.asarray([1.0, -0.5])
     direction = -jax.grad(steep)(x0)
     tx = scale_by_backtracking_linesearch(20, decrease_factor=0.5, store_grad=True)
-    updates, state = one_search(tx, steep, x0, direction)
+    updates, state = lib.one_search(tx, steep, x0, direction)
     np.testing.assert_allclose(state.grad, jax.grad(steep)(x0 + updates), rtol=1e-15)
 
 
-def test_guess_grows_from_the_last_step_size_up_to_the_maximum() -> None:
+def test_guess_grows_from_the_last_step_size_up_to_the_maximum(lib) -> None:
     fn = lambda x: jnp.sum(x**2)  # noqa: E731
     tx = scale_by_backtracking_linesearch(10, increase_factor=2.0, max_learning_rate=3.0)
     x0 = jnp.asarray([1.0])
-    _, state = one_search(tx, fn, x0, -0.1 * jax.grad(fn)(x0))
+    _, state = lib.one_search(tx, fn, x0, -0.1 * jax.grad(fn)(x0))
     assert float(state.learning_rate) == 2.0  # min(2 * 1, 3), accepted
-    _, state = one_search(tx, fn, x0, -0.1 * jax.grad(fn)(x0), state)
+    _, state = lib.one_search(tx, fn, x0, -0.1 * jax.grad(fn)(x0), state)
     assert float(state.learning_rate) == 3.0  # min(2 * 2, 3)
 
 
@@ -63,13 +56,13 @@ def test_objective_not_finite_takes_no_step_and_the_next_search_restarts(lib) ->
     fn = lambda x: jnp.sum(jnp.log(1.0 - x))  # noqa: E731 - NaN beyond x = 1
     x0 = jnp.asarray([0.5])
     tx = scale_by_backtracking_linesearch(3, increase_factor=jnp.inf, max_learning_rate=1.0)
-    updates, state = one_search(tx, fn, x0, jnp.asarray([100.0]))
+    updates, state = lib.one_search(tx, fn, x0, jnp.asarray([100.0]))
     assert float(state.learning_rate) == 0.0
     assert float(state.info.decrease_error) == np.inf  # the failure, in the state
     np.testing.assert_array_equal(updates, 0.0)
     # Optax would start the next search from min(inf * 0, 1) = NaN (or, with a finite
     # increase factor, from 0 for ever); optref restarts from max_learning_rate.
-    updates, state = one_search(tx, fn, x0, -0.1 * jax.grad(fn)(x0), state)
+    updates, state = lib.one_search(tx, fn, x0, -0.1 * jax.grad(fn)(x0), state)
     assert float(state.learning_rate) == 1.0
     assert lib.all_finite((updates, state))
 

@@ -13,34 +13,22 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from optref.core import apply_updates, chain, scale, sgd
+from optref.core import chain, scale, sgd
 from optref.linesearch import (
     lbfgs,
     scale_by_backtracking_linesearch,
     scale_by_lbfgs,
     scale_by_zoom_linesearch,
-    value_and_grad_from_state,
 )
 
 K = 4
 
 
-def losses_after_each_step(tx, fn, steps=K, line_search=True):
+def losses_after_each_step(lib, tx, fn, steps=K, line_search=True):
     """``x0 -> [f(x_1), ..., f(x_K)]`` for the optimizer ``tx``."""
-    value_and_grad = value_and_grad_from_state(fn) if line_search else jax.value_and_grad(fn)
 
     def run(x0):
-        def step(carry, _):
-            params, state = carry
-            if line_search:
-                value, grad = value_and_grad(params, state=state)
-            else:
-                value, grad = value_and_grad(params)
-            updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=fn)
-            params = apply_updates(params, updates)
-            return (params, state), fn(params)
-
-        return jax.lax.scan(step, (x0, tx.init(x0)), None, length=steps)[1]
+        return lib.run_solver(tx, fn, x0, steps, from_state=line_search)[2]
 
     run.steps = steps
     return run
@@ -97,7 +85,7 @@ def test_lbfgs_direction_with_a_fixed_step(lib, name: str) -> None:
     fn, x0 = flat(lib, name)
     lr = {"rosenbrock": 1e-4, "ill_conditioned": 1e-5}[name]
     tx = chain(scale_by_lbfgs(memory_size=3, scale_init_precond=False), scale(-lr))
-    run = losses_after_each_step(tx, fn, line_search=False)
+    run = losses_after_each_step(lib, tx, fn, line_search=False)
     _check(*three_derivatives(run, x0, direction_like(x0)))
 
 
@@ -106,18 +94,18 @@ def test_lbfgs_direction_with_the_first_step_scaling(lib) -> None:
     # through the stop_gradient is the exact one.
     fn, x0 = flat(lib, "logistic")
     assert float(jnp.linalg.norm(jax.grad(fn)(x0))) < 1
-    run = losses_after_each_step(chain(scale_by_lbfgs(), scale(-1.0)), fn, line_search=False)
+    run = losses_after_each_step(lib, chain(scale_by_lbfgs(), scale(-1.0)), fn, line_search=False)
     _check(*three_derivatives(run, x0, direction_like(x0)))
 
 
-def test_lbfgs_direction_at_a_stationary_point() -> None:
+def test_lbfgs_direction_at_a_stationary_point(lib) -> None:
     def fn(x):
         return jnp.sum(jnp.asarray([1.0, 3.0, 10.0, 0.5]) * x**2) + jnp.sum(x**4)
 
     minimum = jnp.zeros(4)
     # Every gradient is 0, so every curvature pair is (0, 0): Optax divides 0 by 0 here.
     tx = chain(scale_by_lbfgs(), scale(-0.1))
-    run = losses_after_each_step(tx, fn, line_search=False)
+    run = losses_after_each_step(lib, tx, fn, line_search=False)
     gradient, _, forward, central = three_derivatives(run, minimum, jnp.asarray(DIRECTION))
     np.testing.assert_array_equal(gradient, 0.0)  # finite, and 0: the loss is minimal there
     assert forward == 0.0
@@ -147,16 +135,18 @@ def test_full_lbfgs_with_a_bounded_line_search(lib, name: str, linesearch, scale
     # is that of the algorithm as run.
     fn, x0 = flat(lib, name)
     tx = lbfgs(scale_init_precond=scaled, linesearch=linesearch)
-    run = losses_after_each_step(tx, fn)
+    run = losses_after_each_step(lib, tx, fn)
     _check(*three_derivatives(run, x0, direction_like(x0)), fd_rtol=1e-5)
 
 
 def test_default_line_search_goes_forward_but_not_backward(lib) -> None:
     fn, x0 = flat(lib, "logistic")
     v = direction_like(x0)
-    default = losses_after_each_step(chain(sgd(1.0), scale_by_zoom_linesearch(10)), fn, steps=2)
+    default = losses_after_each_step(
+        lib, chain(sgd(1.0), scale_by_zoom_linesearch(10)), fn, steps=2
+    )
     bounded = losses_after_each_step(
-        chain(sgd(1.0), scale_by_zoom_linesearch(10, differentiable=True)), fn, steps=2
+        lib, chain(sgd(1.0), scale_by_zoom_linesearch(10, differentiable=True)), fn, steps=2
     )
     forward = jax.jit(lambda run, x, v: jax.jvp(run, (x,), (v,))[1], static_argnums=0)
     np.testing.assert_array_equal(forward(default, x0, v), forward(bounded, x0, v))

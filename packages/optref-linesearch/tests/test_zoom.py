@@ -17,14 +17,6 @@ from optref.linesearch import (
 )
 
 
-@eqx.filter_jit
-def one_search(tx, fn, params, direction, state=None):
-    """One line search along ``direction`` from ``params``."""
-    value, grad = jax.value_and_grad(fn)(params)
-    state = tx.init(params) if state is None else state
-    return tx.update(direction, state, params, value=value, grad=grad, value_fn=fn)
-
-
 def slope(fn, params, direction, stepsize):
     return float(jnp.vdot(jax.grad(fn)(params + stepsize * direction), direction))
 
@@ -40,7 +32,7 @@ def test_accepted_step_satisfies_the_strong_wolfe_conditions(lib, name: str) -> 
 
     direction = -jax.grad(f)(x0)
     tx = scale_by_zoom_linesearch(max_linesearch_steps=30, initial_guess_strategy="one")
-    updates, state = one_search(tx, f, x0, direction)
+    updates, state = lib.one_search(tx, f, x0, direction)
     eta = float(state.learning_rate)
     np.testing.assert_allclose(updates, eta * direction, rtol=1e-15)
     assert float(state.info.decrease_error) == 0.0
@@ -59,10 +51,10 @@ def _bumpy(x):
     return jnp.sum((x - 20.0) ** 2 / 400.0 + 1e3 * jax.nn.relu(x - 1.5) ** 2)
 
 
-def test_failed_search_returns_the_safe_step_and_says_so_for_that_step() -> None:
+def test_failed_search_returns_the_safe_step_and_says_so_for_that_step(lib) -> None:
     x0, direction = jnp.zeros(1), jnp.ones(1)
     tx = scale_by_zoom_linesearch(max_linesearch_steps=2, initial_guess_strategy="one")
-    _, state = one_search(tx, _bumpy, x0, direction)
+    _, state = lib.one_search(tx, _bumpy, x0, direction)
     # Step 1 decreased the objective enough but not the slope; step 2 did not decrease
     # it. The search fails and returns step 1, the safe one.
     assert float(state.learning_rate) == 1.0
@@ -82,7 +74,7 @@ def test_not_a_descent_direction_fails_visibly_and_stays_finite(lib) -> None:
     fn = lambda x: jnp.sum(x**2)  # noqa: E731
     ascent = jax.grad(fn)(x0)
     tx = scale_by_zoom_linesearch(max_linesearch_steps=10)
-    updates, state = one_search(tx, fn, x0, ascent)
+    updates, state = lib.one_search(tx, fn, x0, ascent)
     assert float(state.info.decrease_error) > 0.0  # the failure, in the state
     assert lib.all_finite((updates, state))
 
@@ -91,15 +83,15 @@ def test_objective_not_finite_along_the_line_takes_no_step(lib) -> None:
     fn = lambda x: jnp.sum(jnp.log(1.0 - x))  # noqa: E731 - NaN beyond x = 1
     x0, direction = jnp.asarray([0.5]), jnp.asarray([10.0])  # every trial lands beyond 1
     tx = scale_by_zoom_linesearch(max_linesearch_steps=3, initial_guess_strategy="one")
-    updates, state = one_search(tx, fn, x0, direction)
+    updates, state = lib.one_search(tx, fn, x0, direction)
     assert float(state.learning_rate) == 0.0
     assert float(state.info.decrease_error) == np.inf
     assert lib.all_finite(updates)
     np.testing.assert_array_equal(updates, 0.0)
     # With "keep", the next search does not start (and stay) at the failed step size 0.
     keep = scale_by_zoom_linesearch(max_linesearch_steps=30, initial_guess_strategy="keep")
-    _, failed = one_search(keep, fn, x0, direction)
-    _, state = one_search(keep, fn, x0, -jax.grad(fn)(x0), failed)
+    _, failed = lib.one_search(keep, fn, x0, direction)
+    _, state = lib.one_search(keep, fn, x0, -jax.grad(fn)(x0), failed)
     assert float(state.learning_rate) > 0.0
     assert float(state.info.decrease_error) == 0.0
 
@@ -162,8 +154,8 @@ def test_arguments_are_checked(kwargs: dict, message: str) -> None:
         scale_by_zoom_linesearch(**kwargs)
 
 
-def test_curvature_condition_can_be_dropped() -> None:
+def test_curvature_condition_can_be_dropped(lib) -> None:
     tx = scale_by_zoom_linesearch(10, curv_rtol=jnp.inf)
     fn = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
-    _, state = one_search(tx, fn, jnp.zeros(2), jnp.ones(2) * 0.1)
+    _, state = lib.one_search(tx, fn, jnp.zeros(2), jnp.ones(2) * 0.1)
     assert float(state.learning_rate) == 1.0  # accepted at once: sufficient decrease only
