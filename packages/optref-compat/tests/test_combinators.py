@@ -24,12 +24,19 @@ def _loss(params: Any) -> jax.Array:
     )
 
 
+_value_and_grad = jax.jit(jax.value_and_grad(_loss))
+
+
 def _trajectory(tx: Any, steps: int = 4, extra: bool = False) -> list[Any]:
-    params, state, out = PARAMS, tx.init(PARAMS), []
+    """Eager steps; ``lax.cond`` (MultiSteps, apply_if_finite) runs its branch in Python."""
+    params, out = PARAMS, []
+    with jax.disable_jit():
+        state = tx.init(PARAMS)
     for _ in range(steps):
-        value, grads = jax.value_and_grad(_loss)(params)
+        value, grads = _value_and_grad(params)
         kwargs = {"value": value, "grad": grads, "value_fn": _loss} if extra else {}
-        updates, state = tx.update(grads, state, params, **kwargs)
+        with jax.disable_jit():
+            updates, state = tx.update(grads, state, params, **kwargs)
         params = optax.apply_updates(params, updates)
         out.append(params)
     return out

@@ -35,6 +35,7 @@ from optref.core import (
     StatelessWithTreeMap,
     WrappedSchedule,
 )
+from optref.core._hyperparameters import is_concrete
 
 from ._describe import (
     describe_transformation,
@@ -222,7 +223,7 @@ def _to_optax_argument(value: Any) -> Any:
         return type(value)(optax_counterpart(v) for v in value)
     if (
         isinstance(value, jax.Array)
-        and not isinstance(value, jax.core.Tracer)
+        and is_concrete(value)
         and value.ndim == 0
         and (jnp.issubdtype(value.dtype, jnp.number) or value.dtype == jnp.bool_)
     ):
@@ -295,7 +296,7 @@ def call_with_fields(
     return optax.with_extra_args_support(built)
 
 
-def optax_counterpart(tx: GradientTransformation) -> optax.GradientTransformationExtraArgs:
+def optax_counterpart(tx: Any) -> optax.GradientTransformationExtraArgs:
     """The Optax transformation that computes what the optref transformation ``tx`` does.
 
     $$\\operatorname{counterpart}(\\mathrm{chain}(T_1, \\ldots, T_n)) =
@@ -307,7 +308,7 @@ def optax_counterpart(tx: GradientTransformation) -> optax.GradientTransformatio
     is what :func:`state_to_optax` and :func:`state_from_optax` rely on. Raises
     :class:`NoCounterpartError` naming the transformation that has none.
     """
-    if is_optax_transformation(tx):
+    if isinstance(tx, optax.GradientTransformation):
         return optax.with_extra_args_support(tx)
     if not isinstance(tx, GradientTransformation):
         raise TypeError(

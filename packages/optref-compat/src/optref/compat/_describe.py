@@ -203,7 +203,7 @@ def describe_state(state: Any) -> str:
     """
     if isinstance(state, eqx.Module) or _is_namedtuple(state):
         names = (
-            list(type(state)._fields)
+            list(getattr(type(state), "_fields"))  # noqa: B009 (a NamedTuple's fields)
             if _is_namedtuple(state)
             else [f.name for f in dataclasses.fields(state)]
         )
@@ -219,8 +219,9 @@ def describe_state(state: Any) -> str:
         return "{" + ", ".join(f"{k!r}: {describe_state(v)}" for k, v in state.items()) + "}"
     if state is None:
         return "None"
-    if hasattr(state, "shape") and hasattr(state, "dtype"):
-        return f"{np.dtype(state.dtype).name}{list(state.shape)}"
+    shape, dtype = getattr(state, "shape", None), getattr(state, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{np.dtype(dtype).name}{list(shape)}"
     return type(state).__name__
 
 

@@ -385,32 +385,26 @@ def _transplant(
     """``template``'s containers filled with ``source``'s leaves, matched by key path."""
     source_leaves, _ = jax.tree_util.tree_flatten_with_path(source)
     template_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    by_path = {jax.tree_util.keystr(p): (p, leaf) for p, leaf in source_leaves}
+    values = {jax.tree_util.keystr(p): leaf for p, leaf in source_leaves}
+    source_paths = {jax.tree_util.keystr(p): p for p, _ in source_leaves}
     target_paths = {jax.tree_util.keystr(p): p for p, _ in template_leaves}
-    missing = [k for k in target_paths if k not in by_path]
-    if missing:
-        key = missing[0]
-        raise StateConversionError(
-            f"{where}: {_owner(tx, target_paths[key])}: the {target_name} has {key}, which "
-            f"the {source_name} lacks, so there is nothing to convert it from"
-            + (f" (nor {', '.join(missing[1:4])})" if len(missing) > 1 else "")
-            + f". {source_name}: {describe_state(source)}; {target_name}: "
-            f"{describe_state(template)}."
-        )
-    extra = [k for k in by_path if k not in target_paths]
-    if extra:
-        key = extra[0]
-        raise StateConversionError(
-            f"{where}: {_owner(tx, by_path[key][0])}: the {source_name} has {key}, which the "
-            f"{target_name} lacks (no counterpart for it)"
-            + (f" (nor for {', '.join(extra[1:4])})" if len(extra) > 1 else "")
-            + f". {source_name}: {describe_state(source)}; {target_name}: "
-            f"{describe_state(template)}."
-        )
+    for paths, other, has, lacks in (
+        (target_paths, source_paths, target_name, source_name),
+        (source_paths, target_paths, source_name, target_name),
+    ):
+        only = [k for k in paths if k not in other]
+        if only:
+            raise StateConversionError(
+                f"{where}: {_owner(tx, paths[only[0]])}: the {has} has {only[0]}, which the "
+                f"{lacks} lacks (no counterpart for it)"
+                + (f" (nor for {', '.join(only[1:4])})" if len(only) > 1 else "")
+                + f". {source_name}: {describe_state(source)}; {target_name}: "
+                f"{describe_state(template)}."
+            )
     leaves = []
     for path, reference in template_leaves:
         key = jax.tree_util.keystr(path)
-        value = by_path[key][1]
+        value = values[key]
         shape, target_shape = tuple(np.shape(value)), tuple(reference.shape)
         if shape != target_shape:
             raise StateConversionError(
