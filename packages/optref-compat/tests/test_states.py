@@ -171,3 +171,36 @@ def test_optax_counterpart_of_chains_and_wrappers() -> None:
     opt = optax_counterpart(tx)
     expected = optax.chain(optax.clip_by_global_norm(1.0), optax.lars(0.1), optax.scale(2.0))
     _same(_run(opt), _run(expected), rtol=1e-12)
+
+
+def test_lookahead_switches_library() -> None:
+    """``lookahead`` (not among the conformance cases): its params are LookaheadParams, an
+    optref module or an Optax NamedTuple, with the same fields."""
+    optref_tx = oc.lookahead(oc.adam(0.1), sync_period=2, slow_step_size=0.5)
+    optax_tx = optax.lookahead(optax.adam(0.1), sync_period=2, slow_step_size=0.5)
+
+    def steps(tx: Any, params: Any, state: Any, n: int) -> tuple[Any, Any]:
+        for _ in range(n):
+            grads = jax.grad(lambda p: jnp.sum(p["w"] ** 4) + jnp.sum(p["b"] ** 2))(params.fast)
+            updates, state = tx.update(grads, state, params)
+            params = type(params)(
+                fast=optax.apply_updates(params.fast, updates.fast),
+                slow=optax.apply_updates(params.slow, updates.slow),
+            )
+        return params, state
+
+    start = optax.LookaheadParams.init_synced(PARAMS)
+    expected, _ = steps(optax_tx, start, optax_tx.init(start), 4)
+    params = oc.LookaheadParams.init_synced(PARAMS)
+    params, state = steps(optref_tx, params, optref_tx.init(params), 3)
+    converted = state_to_optax(optref_tx, state, params=params)
+    assert isinstance(converted, optax.LookaheadState)
+    at = optax.LookaheadParams(params.fast, params.slow)
+    got, _ = steps(optax_tx, at, converted, 1)
+    _same(got, expected, rtol=1e-12)
+
+    head, optax_state = steps(optax_tx, start, optax_tx.init(start), 3)
+    at = oc.LookaheadParams(head.fast, head.slow)  # optref's, which Optax's init takes too
+    state = state_from_optax(optref_tx, optax_state, params=at)
+    got, _ = steps(optref_tx, at, state, 1)
+    _same(optax.LookaheadParams(got.fast, got.slow), expected, rtol=1e-12)
