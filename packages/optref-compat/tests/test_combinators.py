@@ -188,3 +188,9 @@ def test_factories_and_round_trips() -> None:
         to_optax(opt)
     with pytest.raises(TypeError, match="already an optref transformation"):
         from_optax(tx)
+
+
+def test_optref_injection_of_an_optax_factory() -> None:
+    ours = oc.inject_hyperparams(from_optax(optax.adam))(learning_rate=0.1, b1=0.8)
+    theirs = optax.inject_hyperparams(optax.adam)(learning_rate=0.1, b1=0.8)
+    _assert_close(_trajectory(ours), _trajectory(theirs))
