@@ -210,3 +210,17 @@ def test_lbfgs_in_low_precision_stays_finite(lib, dtype) -> None:
     assert lib.all_finite((params, state, losses))
     assert float(losses[-1]) < 1e-2 * float(lib.ill_conditioned(jnp.zeros(6, jnp.float32)))
     assert state[0].weights_memory.dtype == jnp.float32
+
+
+def test_complex_params_converge(lib) -> None:
+    """Gradients follow Optax's convention for complex params (the conjugate of jax.grad's)
+    everywhere, the line search's slope and stored gradient included."""
+    center = jnp.asarray([1 + 2j, -0.5 + 0.3j, 2 - 1j])
+    weights = jnp.asarray([1.0, 4.0, 10.0])
+
+    def fn(z):
+        return jnp.sum(weights * jnp.abs(z - center) ** 2)
+
+    _, state, losses = eqx.filter_jit(lib.run_solver)(lbfgs(), fn, jnp.zeros(3, jnp.complex128), 15)
+    assert float(losses[-1]) < 1e-20
+    assert state[2].grad.dtype == jnp.complex128
