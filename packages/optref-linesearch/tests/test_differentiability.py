@@ -91,7 +91,7 @@ def test_lbfgs_direction_with_a_fixed_step(lib, name: str) -> None:
 
 def test_lbfgs_direction_with_the_first_step_scaling(lib) -> None:
     # Where |g_0| < 1 the capped scale min(1, 1/|g_0|) is 1 around x_0: the derivative
-    # through the stop_gradient is the exact one.
+    # through the stop_gradient is the exact one. x_0 = 0 here, where Optax's is NaN.
     fn, x0 = flat(lib, "logistic")
     assert float(jnp.linalg.norm(jax.grad(fn)(x0))) < 1
     run = losses_after_each_step(lib, chain(scale_by_lbfgs(), scale(-1.0)), fn, line_search=False)
