@@ -102,7 +102,6 @@ class _Search(eqx.Module):
     slope: Array
     decrease_error: Array
     curvature_error: Array
-    error: Array
     interval_found: Array
     done: Array
     failed: Array
@@ -277,7 +276,6 @@ class ScaleByZoomLinesearch(GradientTransformation):
                 slope=new_slope,
                 decrease_error=decrease_error,
                 curvature_error=curvature_error,
-                error=new_error,
                 interval_found=interval_found,
                 done=done,
                 failed=(s.count + 1 >= max_steps) & ~done,
@@ -375,7 +373,6 @@ class ScaleByZoomLinesearch(GradientTransformation):
                 slope=slope_middle,
                 decrease_error=decrease_error,
                 curvature_error=curvature_error,
-                error=new_error,
                 interval_found=s.interval_found,
                 done=done,
                 failed=presumably_failed & ~done,
@@ -451,7 +448,6 @@ class ScaleByZoomLinesearch(GradientTransformation):
             slope=slope_init,
             decrease_error=inf,
             curvature_error=inf,
-            error=inf,
             interval_found=jnp.asarray(False),
             done=jnp.asarray(False),
             failed=jnp.asarray(False),
