@@ -23,6 +23,7 @@ LOCAL_DEPENDENCIES = {
     "audit": ["core", "schedules", "linesearch", "masking", "compat"],
 }
 TEST_DEPENDENCIES = ["pytest>=8", "pytest-xdist>=3.5", "numpy", "scipy"]
+CROSS_DEPENDENCIES = ["optax==0.2.8", "optimistix", "sif2jax"]
 OPTAX_VERSIONS = ["0.2.3", "0.2.4", "0.2.5", "0.2.8"]
 BACKENDS = ["cpu", "gpu", "tpu"]
 
@@ -40,7 +41,7 @@ def _install_all(session: nox.Session, editable: bool = True) -> None:
     args: list[str] = []
     for package in PACKAGES:
         args += [*flags, _path(package)]
-    session.install(*args, *TEST_DEPENDENCIES, "optax==0.2.8", "optimistix")
+    session.install(*args, *TEST_DEPENDENCIES, *CROSS_DEPENDENCIES)
 
 
 def _workers(session: nox.Session) -> list[str]:
@@ -111,6 +112,15 @@ def audit(session: nox.Session, optax: str) -> None:
     done = [str(p) for p in sorted((ROOT / "audit-report").glob("optax-*")) if p.is_dir()]
     if len(done) > 1:
         session.run("optref-audit", "--compare", *done, "--out", str(ROOT / "audit-report"))
+
+
+@nox.session
+def cutest(session: nox.Session) -> None:
+    """optref's lbfgs, Optax's and SciPy's L-BFGS-B on the unconstrained CUTEst problems
+    (sif2jax, n <= 100); writes docs/linesearch_cutest.md."""
+    _install_all(session)
+    session.run("python", "docs/examples/cutest_lbfgs.py", "--max-n", "100", "--max-iter", "1000",
+                "--output", "docs/linesearch_cutest.md", *session.posargs)
 
 
 @nox.session
