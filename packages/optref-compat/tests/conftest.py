@@ -18,10 +18,14 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import pytest  # noqa: E402
 
-from optref.core.conformance import Call, Case  # noqa: E402
-
 #: The conformance modules whose transformation cases the compat tests run; packages
 #: that are not installed are skipped (compat depends only on optref-core).
+from optref.core.conformance import (  # noqa: E402
+    Call,
+    Case,
+    resolve_name,
+)
+
 CASE_MODULES = (
     "optref.core.conformance",
     "optref.masking.conformance",
@@ -29,18 +33,6 @@ CASE_MODULES = (
 )
 
 
-def resolve_name(dotted: str) -> Any:
-    """The object at a dotted path such as ``optax.adam`` or ``optref.core.adam``."""
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attribute in parts[split:]:
-            obj = getattr(obj, attribute)
-        return obj
-    raise ImportError(f"cannot import {dotted!r}")
 
 
 def _optax_version_matches(specifier: str) -> bool:

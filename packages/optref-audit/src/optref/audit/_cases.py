@@ -9,25 +9,13 @@ import importlib.metadata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from optref.core.conformance import Call, Case, Deviation
+from optref.core.conformance import Call, Case, Deviation, resolve_name
 
 __all__ = ["build", "load_cases", "resolve_name", "to_case"]
 
 ENTRY_POINT_GROUP = "optref.conformance"
 
 
-def resolve_name(dotted: str) -> Any:
-    """The object at a dotted path such as ``optax.adam`` or ``optref.core.adam``."""
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attribute in parts[split:]:
-            obj = getattr(obj, attribute)
-        return obj
-    raise ImportError(f"cannot import {dotted!r}")
 
 
 def to_case(item: Case | Mapping[str, Any]) -> Case:

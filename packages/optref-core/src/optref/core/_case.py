@@ -10,10 +10,11 @@ through the ``optref.conformance`` entry-point group.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["Call", "Case", "Deviation"]
+__all__ = ["Call", "Case", "Deviation", "resolve_name"]
 
 Check = Literal[
     "float64",
@@ -108,3 +109,18 @@ class Case:
             if deviation.check == check:
                 return deviation
         return None
+
+
+def resolve_name(dotted: str) -> Any:
+    """The object at a dotted path such as ``optax.adam`` or ``optref.core.adam``: how a
+    case's factory names become callables."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            obj = getattr(obj, attribute)
+        return obj
+    raise ImportError(f"cannot import {dotted!r}")
