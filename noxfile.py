@@ -64,7 +64,8 @@ def isolated(session: nox.Session, package: str) -> None:
     local = [_path(dep) for dep in LOCAL_DEPENDENCIES[package]]
     session.install(*local, _path(package), *TEST_DEPENDENCIES)
     session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "import importlib.metadata as m, sys; "
         f"dist = 'optref-{package}'; "
         "print(dist, m.version(dist), 'requires', m.requires(dist))",
@@ -96,7 +97,11 @@ def crosscheck(session: nox.Session, package: str, backend: str) -> None:
     if not _backend_present(session, backend):
         session.skip(f"JAX has no {backend!r} backend on this machine.")
     session.run(
-        "pytest", *_workers(session), "-s", "tests/test_conformance.py", *session.posargs,
+        "pytest",
+        *_workers(session),
+        "-s",
+        "tests/test_conformance.py",
+        *session.posargs,
         env={"JAX_PLATFORMS": backend, "OPTREF_CROSSCHECK_ALL": "1", "OPTREF_PACKAGES": package},
     )
 
@@ -119,16 +124,26 @@ def cutest(session: nox.Session) -> None:
     """optref's lbfgs, Optax's and SciPy's L-BFGS-B on the unconstrained CUTEst problems
     (sif2jax, n <= 100); writes docs/linesearch_cutest.md."""
     _install_all(session)
-    session.run("python", "docs/examples/cutest_lbfgs.py", "--max-n", "100", "--max-iter", "1000",
-                "--output", "docs/linesearch_cutest.md", *session.posargs)
+    session.run(
+        "python",
+        "docs/examples/cutest_lbfgs.py",
+        "--max-n",
+        "100",
+        "--max-iter",
+        "1000",
+        "--output",
+        "docs/linesearch_cutest.md",
+        *session.posargs,
+    )
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job: audit the installed Optax (quick), then say where the report is."""
     _install_all(session)
-    session.run("python", "-m", "optref.audit", "--quick", "--out", "audit-report/latest",
-                *session.posargs)
+    session.run(
+        "python", "-m", "optref.audit", "--quick", "--out", "audit-report/latest", *session.posargs
+    )
 
 
 @nox.session
@@ -163,8 +178,8 @@ def build(session: nox.Session) -> None:
     wheels = sorted(str(p) for p in dist.glob("optref_*.whl"))
     session.install(*wheels)
     session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "import optref.core, optref.schedules, optref.linesearch, optref.masking, "
         "optref.compat, optref.audit; print('all six packages import from their wheels')",
     )
-

@@ -28,7 +28,7 @@ def test_every_package_with_cases_is_discovered() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_case(case) -> None:  # noqa: ANN001
+def test_case(case) -> None:
     findings = run_case(case, checks=CHECKS, libraries=LIBRARIES)
     for finding in findings:
         print(f"[{finding.severity}] {finding.library} {finding.check}: {finding.summary}")

@@ -12,17 +12,17 @@ import optax
 import optref.core as oc
 
 
-def _train(optimizer, steps: int = 200):  # noqa: ANN001, ANN202
+def _train(optimizer, steps: int = 200):
     key_model, key_data = jax.random.split(jax.random.key(0))
     model = eqx.nn.MLP(2, 1, 16, 2, key=key_model)
     x = jax.random.normal(key_data, (64, 2))
     y = jnp.sin(x[:, :1]) * jnp.cos(x[:, 1:])
 
-    def loss_fn(model):  # noqa: ANN001, ANN202
+    def loss_fn(model):
         return jnp.mean((jax.vmap(model)(x) - y) ** 2)
 
     @eqx.filter_jit
-    def step(model, state):  # noqa: ANN001, ANN202
+    def step(model, state):
         loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
         params = eqx.filter(model, eqx.is_inexact_array)
         updates, state = optimizer.update(grads, state, params)

@@ -16,8 +16,11 @@ PACKAGES = ["core", "schedules", "linesearch", "masking", "compat", "audit"]
 
 
 def _requirements(dist: str) -> set[str]:
-    return {re.split(r"[ ;<>=!~\[]", r)[0].lower() for r in importlib.metadata.requires(dist) or []
-            if "extra ==" not in r}
+    return {
+        re.split(r"[ ;<>=!~\[]", r)[0].lower()
+        for r in importlib.metadata.requires(dist) or []
+        if "extra ==" not in r
+    }
 
 
 def test_core_requires_jax_equinox_jaxtyping_beartype_and_not_optax() -> None:
@@ -32,16 +35,24 @@ def test_schedules_requires_neither_core_nor_optax() -> None:
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv resolves the install without it")
-def test_a_fresh_install_of_core_pulls_jaxlib_and_not_optax(tmp_path) -> None:  # noqa: ANN001
+def test_a_fresh_install_of_core_pulls_jaxlib_and_not_optax(tmp_path) -> None:
     venv = tmp_path / "venv"
     subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(venv)], check=True)
     result = subprocess.run(
-        ["uv", "pip", "install", "--dry-run", "--python", str(venv / "bin" / "python"),
-         str(ROOT / "packages" / "optref-core")],
-        check=True, capture_output=True, text=True,
+        [
+            "uv",
+            "pip",
+            "install",
+            "--dry-run",
+            "--python",
+            str(venv / "bin" / "python"),
+            str(ROOT / "packages" / "optref-core"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    names = set(re.findall(r"^ \+ ([A-Za-z0-9_.-]+)(?:==| @)", result.stderr + result.stdout,
-                           re.M))
+    names = set(re.findall(r"^ \+ ([A-Za-z0-9_.-]+)(?:==| @)", result.stderr + result.stdout, re.M))
     assert {"jax", "jaxlib", "equinox", "jaxtyping", "beartype", "optref-core"} <= names
     assert "optax" not in names
 

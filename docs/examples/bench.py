@@ -19,18 +19,20 @@ PAIRS = {
     "sgd(momentum)": (lambda: oc.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
     "adam": (lambda: oc.adam(1e-3), lambda: optax.adam(1e-3)),
     "adamw": (lambda: oc.adamw(1e-3), lambda: optax.adamw(1e-3)),
-    "clip+adam": (lambda: oc.chain(oc.clip_by_global_norm(1.0), oc.adam(1e-3)),
-                  lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))),
+    "clip+adam": (
+        lambda: oc.chain(oc.clip_by_global_norm(1.0), oc.adam(1e-3)),
+        lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)),
+    ),
 }
 
 
-def _time_step(optimizer, repeats: int = 200) -> float:  # noqa: ANN001
+def _time_step(optimizer, repeats: int = 200) -> float:
     model = eqx.nn.MLP(64, 1, 256, 4, key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (128, 64))
     y = jnp.sum(x[:, :4], axis=1, keepdims=True)
 
     @eqx.filter_jit
-    def step(model, state):  # noqa: ANN001, ANN202
+    def step(model, state):
         grads = eqx.filter_grad(lambda m: jnp.mean((jax.vmap(m)(x) - y) ** 2))(model)
         updates, state = optimizer.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
         return eqx.apply_updates(model, updates), state

@@ -15,8 +15,17 @@ from optref.audit import __main__ as cli
 from optref.compat import to_optax
 from optref.core.conformance import Case
 
-FINDING_KEYS = {"case", "check", "severity", "backend", "dtype", "summary", "reproducer",
-                "measured", "link"}
+FINDING_KEYS = {
+    "case",
+    "check",
+    "severity",
+    "backend",
+    "dtype",
+    "summary",
+    "reproducer",
+    "measured",
+    "link",
+}
 
 
 def _read(out: Path) -> dict:
@@ -25,8 +34,9 @@ def _read(out: Path) -> dict:
 
 
 def test_the_report_has_its_three_files_and_schema(tmp_path: Path, capsys) -> None:
-    status = cli.main(["--cases", "core.sg[d]", "--checks", "float64", "--steps", "3",
-                       "--out", str(tmp_path)])
+    status = cli.main(
+        ["--cases", "core.sg[d]", "--checks", "float64", "--steps", "3", "--out", str(tmp_path)]
+    )
     assert status == 0
     assert capsys.readouterr().out.splitlines()[0] == f"Report: {tmp_path / 'report.html'}"
     report = _read(tmp_path)
@@ -39,8 +49,16 @@ def test_the_report_has_its_three_files_and_schema(tmp_path: Path, capsys) -> No
 
 def test_fail_on_sets_the_exit_status(tmp_path: Path, monkeypatch) -> None:
     def fake_run_case(case: Case, **_: object) -> list[Finding]:
-        return [Finding(case=case.name, check="float64", severity="warning", library="optax",
-                        summary="made up", reproducer="import optax")]
+        return [
+            Finding(
+                case=case.name,
+                check="float64",
+                severity="warning",
+                library="optax",
+                summary="made up",
+                reproducer="import optax",
+            )
+        ]
 
     monkeypatch.setattr(cli, "run_case", fake_run_case)
     args = ["--cases", "core.sg[d]", "--out", str(tmp_path), "--backend", "cpu", "--no-plots"]
@@ -49,15 +67,28 @@ def test_fail_on_sets_the_exit_status(tmp_path: Path, monkeypatch) -> None:
     assert cli.main([*args, "--fail-on", "error"]) == 0
     assert cli.main(args) == 0
     (finding,) = _read(tmp_path)["findings"]
-    assert FINDING_KEYS <= set(finding)
+    assert set(finding) >= FINDING_KEYS
     markdown = (tmp_path / "report.md").read_text()
     assert "## Warning (1)" in markdown and "```python\n  import optax" in markdown
 
 
 def test_quick_completes(tmp_path: Path) -> None:
     start = time.perf_counter()
-    assert cli.main(["--quick", "--cases", "core.sg[d]", "--dtypes", "float32", "--no-plots",
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(
+            [
+                "--quick",
+                "--cases",
+                "core.sg[d]",
+                "--dtypes",
+                "float32",
+                "--no-plots",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert _read(tmp_path)["options"]["quick"] is True
     assert time.perf_counter() - start < 120
 
@@ -75,12 +106,28 @@ def test_compare_lists_what_appears_and_disappears(tmp_path: Path) -> None:
     def report(version: str, cases: list[str]) -> Path:
         directory = tmp_path / f"optax-{version}"
         directory.mkdir()
-        findings = [{"case": c, "check": "float64", "severity": "warning", "backend": "cpu",
-                     "dtype": "float64", "problem": "quadratic", "summary": f"{c} differs"}
-                    for c in cases]
-        (directory / "report.json").write_text(json.dumps({
-            "optax_version": version, "cases_run": ["core.a", "core.b", "core.c"],
-            "counts": {"warning": len(cases)}, "findings": findings}))
+        findings = [
+            {
+                "case": c,
+                "check": "float64",
+                "severity": "warning",
+                "backend": "cpu",
+                "dtype": "float64",
+                "problem": "quadratic",
+                "summary": f"{c} differs",
+            }
+            for c in cases
+        ]
+        (directory / "report.json").write_text(
+            json.dumps(
+                {
+                    "optax_version": version,
+                    "cases_run": ["core.a", "core.b", "core.c"],
+                    "counts": {"warning": len(cases)},
+                    "findings": findings,
+                }
+            )
+        )
         return directory
 
     old, new = report("0.2.3", ["core.a", "core.b"]), report("0.2.10", ["core.b", "core.c"])
@@ -105,12 +152,21 @@ def optax_optimistic_gradient_descent(**kwargs: object) -> object:
     return to_optax(optref.core.optimistic_gradient_descent(**kwargs))
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [
-    ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
-    ("adam", {"learning_rate": 0.01}),
-    ("optimistic_gradient_descent", {"learning_rate": 0.05}),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
+        ("adam", {"learning_rate": 0.01}),
+        ("optimistic_gradient_descent", {"learning_rate": 0.05}),
+    ],
+)
 def test_optref_wrapped_as_optax_has_no_findings(name: str, kwargs: dict) -> None:
-    case = Case(f"self.{name}", f"optref.core.{name}", kwargs, f"{__name__}.optax_{name}",
-                problems=("quadratic",), steps=5)
+    case = Case(
+        f"self.{name}",
+        f"optref.core.{name}",
+        kwargs,
+        f"{__name__}.optax_{name}",
+        problems=("quadratic",),
+        steps=5,
+    )
     assert run_case(case, checks=("float64",)) == []

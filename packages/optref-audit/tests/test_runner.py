@@ -28,38 +28,62 @@ def test_cases_are_discovered_through_entry_points() -> None:
 
 
 def test_a_correct_case_gives_no_finding() -> None:
-    case = Case("t.sgd", "optref.core.sgd", {"learning_rate": 0.01}, "optax.sgd",
-                problems=("quadratic",), steps=5)
+    case = Case(
+        "t.sgd",
+        "optref.core.sgd",
+        {"learning_rate": 0.01},
+        "optax.sgd",
+        problems=("quadratic",),
+        steps=5,
+    )
     assert run_case(case, checks=("float64",)) == []
 
 
 def test_a_wrong_counterpart_is_reported_at_the_first_step() -> None:
-    case = Case("t.wrong", "optref.core.sgd", {"learning_rate": 0.01}, "optax.sgd",
-                optax_kwargs={"learning_rate": 0.02}, problems=("quadratic",), steps=3)
+    case = Case(
+        "t.wrong",
+        "optref.core.sgd",
+        {"learning_rate": 0.01},
+        "optax.sgd",
+        optax_kwargs={"learning_rate": 0.02},
+        problems=("quadratic",),
+        steps=3,
+    )
     with jax.enable_x64(True):
         findings = check_float64(case)
     assert len(findings) == 1
     finding = findings[0]
     assert (finding.check, finding.severity, finding.library, finding.step) == (
-        "first_step", "error", "both", 0)
+        "first_step",
+        "error",
+        "both",
+        0,
+    )
     assert "optax.sgd(learning_rate=0.02)" in finding.reproducer
 
 
 def test_a_recorded_deviation_turns_the_disagreement_into_an_optax_finding() -> None:
-    case = to_case({
-        "name": "t.dev", "optref": "optref.core.sgd", "kwargs": {"learning_rate": 0.01},
-        "optax": "optax.sgd", "optax_kwargs": {"learning_rate": 0.02},
-        "problems": ["quadratic"], "steps": 2,
-        "deviations": [{"check": "first_step", "reason": "r", "link": "https://x"}],
-    })
+    case = to_case(
+        {
+            "name": "t.dev",
+            "optref": "optref.core.sgd",
+            "kwargs": {"learning_rate": 0.01},
+            "optax": "optax.sgd",
+            "optax_kwargs": {"learning_rate": 0.02},
+            "problems": ["quadratic"],
+            "steps": 2,
+            "deviations": [{"check": "first_step", "reason": "r", "link": "https://x"}],
+        }
+    )
     with jax.enable_x64(True):
         (finding,) = check_float64(case)
     assert (finding.severity, finding.library, finding.link) == ("warning", "optax", "https://x")
 
 
 def test_non_finite_updates_are_reported() -> None:
-    case = Case("t.div", "optref.core.scale", {"step_size": float("inf")}, None,
-                problems=("quadratic",))
+    case = Case(
+        "t.div", "optref.core.scale", {"step_size": float("inf")}, None, problems=("quadratic",)
+    )
     with jax.enable_x64(True):
         findings = check_robustness(case, dtypes=("float32",), libraries=("optref",))
     assert findings and all(f.library == "optref" and f.severity == "error" for f in findings)

@@ -33,8 +33,6 @@ CASE_MODULES = (
 )
 
 
-
-
 def _optax_version_matches(specifier: str) -> bool:
     if not specifier:
         return True

@@ -36,7 +36,7 @@ def test_optimistic_first_step_is_alpha_g0_then_the_optimistic_rule() -> None:
 # --- differentiating through Adam (eps_root) ---------------------------------------------
 
 
-def _adam_loss(eps_root: float):  # noqa: ANN202
+def _adam_loss(eps_root: float):
     target = jnp.array([1.0, 0.0, -2.0, 0.0])
     mask = jnp.array([1.0, 0.0, 1.0, 0.0])  # coordinates 1 and 3 always get a zero gradient
 
@@ -121,7 +121,7 @@ def test_checks_run_at_trace_time_only_the_compiled_step_is_the_same() -> None:
     params = _params()
     tx = oc.adam(1e-3)
 
-    def step(params, state):  # noqa: ANN001, ANN202
+    def step(params, state):
         updates, state = tx.update(params, state, params)
         return oc.apply_updates(params, updates), state
 
@@ -155,7 +155,7 @@ def test_checks_run_at_trace_time_only_the_compiled_step_is_the_same() -> None:
         (lambda: oc.scale_by_schedule(3.0), r"scale_by_schedule: step_size_fn must be a callable"),
     ],
 )
-def test_bad_hyperparameters_raise_with_argument_and_range(make, message) -> None:  # noqa: ANN001
+def test_bad_hyperparameters_raise_with_argument_and_range(make, message) -> None:
     with pytest.raises((oc.HyperparameterError, TypeError), match=message):
         make()
 
@@ -164,7 +164,7 @@ def test_hyperparameters_are_array_leaves_so_a_changed_value_does_not_recompile(
     traces = []
 
     @eqx.filter_jit
-    def step(tx, params, state):  # noqa: ANN001, ANN202
+    def step(tx, params, state):
         traces.append(1)
         return tx.update(params, state, params)
 
@@ -191,7 +191,7 @@ def test_a_learning_rate_sweep_is_one_vmapped_program() -> None:
     np.testing.assert_allclose(swept[1], params * 0.8**3)
 
 
-def test_transformations_print_compare_and_serialise(tmp_path) -> None:  # noqa: ANN001
+def test_transformations_print_compare_and_serialise(tmp_path) -> None:
     tx = oc.adamw(1e-3, weight_decay=0.1)
     assert "ScaleByAdam" in repr(tx)
     path = tmp_path / "tx.eqx"
@@ -214,7 +214,7 @@ def test_none_leaves_pass_through_everything() -> None:
 def test_named_chain_state_is_keyed_by_name_and_extra_args_reach_members() -> None:
     seen = {}
 
-    def record(updates, params):  # noqa: ANN001, ANN202
+    def record(updates, params):
         return updates
 
     tx = oc.named_chain(("clip", oc.clip(1.0)), ("f", oc.stateless(record)))

@@ -69,25 +69,48 @@ def _parser() -> argparse.ArgumentParser:
         prog="optref-audit",
         description="Audit the installed Optax against optref, the reference implementation.",
     )
-    parser.add_argument("--cases", metavar="PATTERN", default=None,
-                        help="glob or substring of case names (e.g. 'core.adam*')")
-    parser.add_argument("--checks", default=None,
-                        help=f"comma list of checks (default all: {','.join(ALL_CHECKS)})")
-    parser.add_argument("--backend", default=None,
-                        help="JAX backend to run on (default: every backend present)")
-    parser.add_argument("--dtypes", default=None,
-                        help="comma list of dtypes for low_precision and robustness "
-                             "(default float32,bfloat16,float16)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="float64 trajectory length (default: each case's own)")
+    parser.add_argument(
+        "--cases",
+        metavar="PATTERN",
+        default=None,
+        help="glob or substring of case names (e.g. 'core.adam*')",
+    )
+    parser.add_argument(
+        "--checks", default=None, help=f"comma list of checks (default all: {','.join(ALL_CHECKS)})"
+    )
+    parser.add_argument(
+        "--backend", default=None, help="JAX backend to run on (default: every backend present)"
+    )
+    parser.add_argument(
+        "--dtypes",
+        default=None,
+        help="comma list of dtypes for low_precision and robustness "
+        "(default float32,bfloat16,float16)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="float64 trajectory length (default: each case's own)",
+    )
     parser.add_argument("--out", default="audit-report", help="report directory")
-    parser.add_argument("--fail-on", choices=(*SEVERITIES, "never"), default="never",
-                        help="exit 1 if any finding is at least this severe")
-    parser.add_argument("--quick", action="store_true",
-                        help="a representative subset of cases, with fewer steps")
-    parser.add_argument("--compare", nargs="+", metavar="DIR", default=None,
-                        help="compare the reports in these directories (one per Optax "
-                             "version) and write compare.md into --out")
+    parser.add_argument(
+        "--fail-on",
+        choices=(*SEVERITIES, "never"),
+        default="never",
+        help="exit 1 if any finding is at least this severe",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a representative subset of cases, with fewer steps"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="DIR",
+        default=None,
+        help="compare the reports in these directories (one per Optax "
+        "version) and write compare.md into --out",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--no-plots", action="store_true", help="no plots in report.html")
     return parser
@@ -97,8 +120,9 @@ def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Find
     cases = load_cases(args.cases)
     if args.quick:
         cases = quick_cases(cases)
-    checks = (tuple(args.checks.split(",")) if args.checks
-              else QUICK_CHECKS if args.quick else ALL_CHECKS)
+    checks = (
+        tuple(args.checks.split(",")) if args.checks else QUICK_CHECKS if args.quick else ALL_CHECKS
+    )
     unknown = set(checks) - set(ALL_CHECKS)
     if unknown:
         raise SystemExit(f"optref-audit: unknown checks {sorted(unknown)}; known: {ALL_CHECKS}")
@@ -119,16 +143,23 @@ def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Find
             if not args.no_progress:
                 print(f"[{done}/{total}] {case.name} ({backend})", file=sys.stderr, flush=True)
             if steps is not None:
-                case = dataclasses.replace(case, steps=min(steps, case.steps) if args.quick
-                                           else steps)
+                case = dataclasses.replace(
+                    case, steps=min(steps, case.steps) if args.quick else steps
+                )
             start = time.perf_counter()
             try:
                 findings.extend(run_case(case, checks=checks, backend=backend, **options))
             except Exception as error:  # a crash is a finding, not the end of the audit
-                findings.append(Finding(
-                    case=case.name, check="crash", severity="error", library="both",
-                    summary=f"the runner raised {type(error).__name__}: {error}"[:500],
-                    backend=backend))
+                findings.append(
+                    Finding(
+                        case=case.name,
+                        check="crash",
+                        severity="error",
+                        library="both",
+                        summary=f"the runner raised {type(error).__name__}: {error}"[:500],
+                        backend=backend,
+                    )
+                )
             timings[f"{case.name}@{backend}"] = time.perf_counter() - start
     return cases, backends, findings, timings
 
@@ -147,13 +178,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     cases, backends, findings, timings = _run_all(args)
     elapsed = time.perf_counter() - start
-    paths = write_report(args.out, cases, backends, findings, timings, elapsed,
-                         options={k: v for k, v in vars(args).items() if k != "compare"},
-                         plots={} if args.no_plots else None)
+    paths = write_report(
+        args.out,
+        cases,
+        backends,
+        findings,
+        timings,
+        elapsed,
+        options={k: v for k, v in vars(args).items() if k != "compare"},
+        plots={} if args.no_plots else None,
+    )
     print(f"Report: {paths['html']}")
     counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
-    print(f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s: "
-          + ", ".join(f"{n} {s}" for s, n in reversed(counts.items())))
+    print(
+        f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s: "
+        + ", ".join(f"{n} {s}" for s, n in reversed(counts.items()))
+    )
     if args.fail_on != "never":
         threshold = SEVERITIES.index(args.fail_on)
         if any(SEVERITIES.index(f.severity) >= threshold for f in findings):

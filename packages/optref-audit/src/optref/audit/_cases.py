@@ -16,8 +16,6 @@ __all__ = ["build", "load_cases", "resolve_name", "to_case"]
 ENTRY_POINT_GROUP = "optref.conformance"
 
 
-
-
 def to_case(item: Case | Mapping[str, Any]) -> Case:
     """A :class:`Case` from a case or from a plain dict of its fields (optref-schedules)."""
     if isinstance(item, Case):

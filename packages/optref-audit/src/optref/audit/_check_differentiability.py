@@ -27,8 +27,9 @@ AD_RTOL = 1e-9
 FD_RTOL = 1e-5
 
 
-def _loss_after(case: Case, library: str, problem_name: str, steps: int,
-                **hyper: Any) -> Callable[[Any], jax.Array]:
+def _loss_after(
+    case: Case, library: str, problem_name: str, steps: int, **hyper: Any
+) -> Callable[[Any], jax.Array]:
     problem = PROBLEMS[problem_name]
 
     def loss(params: Any) -> jax.Array:
@@ -44,13 +45,18 @@ def _loss_after(case: Case, library: str, problem_name: str, steps: int,
     return loss
 
 
-def derivatives(f: Callable[[Any], jax.Array], x: Any, direction: Any,
-                h: float = 1e-6) -> dict[str, float]:
+def derivatives(
+    f: Callable[[Any], jax.Array], x: Any, direction: Any, h: float = 1e-6
+) -> dict[str, float]:
     """``<∇f(x), v>`` by reverse mode, forward mode, and central differences of step ``h``
     along ``v``."""
     gradient = jax.grad(f)(x)
-    reverse = float(sum(jnp.vdot(g, v).real for g, v in zip(
-        jax.tree.leaves(gradient), jax.tree.leaves(direction), strict=True)))
+    reverse = float(
+        sum(
+            jnp.vdot(g, v).real
+            for g, v in zip(jax.tree.leaves(gradient), jax.tree.leaves(direction), strict=True)
+        )
+    )
     forward = float(jax.jvp(f, (x,), (direction,))[1])
     plus = jax.tree.map(lambda a, v: a + h * v, x, direction)
     minus = jax.tree.map(lambda a, v: a - h * v, x, direction)
@@ -74,25 +80,35 @@ def _defaults(dotted: str | None) -> dict[str, Any]:
     if dotted is None:
         return {}
     signature = inspect.signature(resolve_name(dotted))
-    return {k: p.default for k, p in signature.parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return {
+        k: p.default
+        for k, p in signature.parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
-def check_differentiability(case: Case, libraries: tuple[str, ...] = ("optref", "optax"),
-                            steps: int = 3, backend: str = "cpu") -> list[Finding]:
+def check_differentiability(
+    case: Case,
+    libraries: tuple[str, ...] = ("optref", "optax"),
+    steps: int = 3,
+    backend: str = "cpu",
+) -> list[Finding]:
     """Check d(loss after ``steps`` steps)/d(initial params) and /d(each hyperparameter)."""
     problem = case.problems[0]
     params = PROBLEMS[problem].init(jnp.float64)
     direction = jax.tree.map(
-        lambda p: jnp.asarray(np.random.default_rng(0).normal(size=p.shape), p.dtype), params)
+        lambda p: jnp.asarray(np.random.default_rng(0).normal(size=p.shape), p.dtype), params
+    )
     findings = []
     for library in libraries:
         if library == "optax" and case.optax is None:
             continue
         targets: list[tuple[str, Callable[[Any], jax.Array], Any, Any]] = [
-            ("params", _loss_after(case, library, problem, steps), params, direction)]
-        kwargs = case.kwargs if library == "optref" or case.optax_kwargs is None else (
-            case.optax_kwargs)
+            ("params", _loss_after(case, library, problem, steps), params, direction)
+        ]
+        kwargs = (
+            case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
+        )
         defaults = _defaults(case.optref if library == "optref" else case.optax)
         for name in case.hyperparameters:
             value = jnp.asarray(kwargs.get(name, defaults.get(name)), jnp.float64)
@@ -106,20 +122,29 @@ def check_differentiability(case: Case, libraries: tuple[str, ...] = ("optref", 
             try:
                 d = derivatives(f, x, v, h=1e-6 if target == "params" else 1e-4)
                 problem_text = _disagreement(d)
-            except Exception as error:  # noqa: BLE001 - reported as a finding
-                d, problem_text = {"error": f"{type(error).__name__}: {error}"[:500]}, (
-                    "differentiation raised")
+            except Exception as error:
+                d, problem_text = (
+                    {"error": f"{type(error).__name__}: {error}"[:500]},
+                    ("differentiation raised"),
+                )
             if problem_text is None:
                 continue
             ours = library == "optref"
             deviation = applicable_deviation(case, "differentiability")
             if ours and deviation is not None:
                 continue
-            findings.append(Finding(
-                case=case.name, check="differentiability",
-                severity="error" if ours else "warning", library=library,
-                summary=f"{library}: d(loss after {steps} steps)/d({target}): {problem_text}"
-                        + (f": {deviation.reason}" if deviation and not ours else ""),
-                backend=backend, problem=problem, measured=d,
-                link=deviation.link if deviation and not ours else ""))
+            findings.append(
+                Finding(
+                    case=case.name,
+                    check="differentiability",
+                    severity="error" if ours else "warning",
+                    library=library,
+                    summary=f"{library}: d(loss after {steps} steps)/d({target}): {problem_text}"
+                    + (f": {deviation.reason}" if deviation and not ours else ""),
+                    backend=backend,
+                    problem=problem,
+                    measured=d,
+                    link=deviation.link if deviation and not ours else "",
+                )
+            )
     return findings

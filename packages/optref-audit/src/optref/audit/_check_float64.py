@@ -61,8 +61,14 @@ def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
     for name, dtype in problem_variants(case):
         problem = PROBLEMS[name]
         params = problem.init(dtype)
-        ours = run_trajectory(build(case, "optref"), problem, params, case.steps,
-                              step_scale=case.step_scale, extra_args=case.extra_args)
+        ours = run_trajectory(
+            build(case, "optref"),
+            problem,
+            params,
+            case.steps,
+            step_scale=case.step_scale,
+            extra_args=case.extra_args,
+        )
         runs = [ours, run_forced(build(case, "optax"), problem, ours, extra_args=case.extra_args)]
         difference = _first_difference(case, *runs)
         if difference is None:
@@ -70,23 +76,35 @@ def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
         step, where, error = difference
         check = "first_step" if step == 0 else "float64"
         deviation = applicable_deviation(case, check) or applicable_deviation(case, "float64")
-        measured = {"step": step, "where": where, "relative_error": error, "rtol": case.rtol,
-                    "optref_update": _short(runs[0].updates[step]),
-                    "optax_update": _short(runs[1].updates[step])}
+        measured = {
+            "step": step,
+            "where": where,
+            "relative_error": error,
+            "rtol": case.rtol,
+            "optref_update": _short(runs[0].updates[step]),
+            "optax_update": _short(runs[1].updates[step]),
+        }
         summary = (
             f"{'first step' if step == 0 else f'step {step}'}: {where} differ"
             + (f" (relative error {error:.3g} > {case.rtol:g})" if error is not None else "")
             + f" on {name} ({dtype.name})"
         )
-        findings.append(Finding(
-            case=case.name, check=check,
-            severity="warning" if deviation else "error",
-            library="optax" if deviation else "both",
-            summary=summary + (f": {deviation.reason}" if deviation else ""),
-            backend=backend, dtype=dtype.name, problem=name, step=step, measured=measured,
-            reproducer=optax_reproducer(case, name, dtype, step),
-            link=deviation.link if deviation else "",
-        ))
+        findings.append(
+            Finding(
+                case=case.name,
+                check=check,
+                severity="warning" if deviation else "error",
+                library="optax" if deviation else "both",
+                summary=summary + (f": {deviation.reason}" if deviation else ""),
+                backend=backend,
+                dtype=dtype.name,
+                problem=name,
+                step=step,
+                measured=measured,
+                reproducer=optax_reproducer(case, name, dtype, step),
+                link=deviation.link if deviation else "",
+            )
+        )
     return findings
 
 

@@ -35,16 +35,25 @@ def special_gradient(params: object, kind: str) -> object:
 
 def _finite(tree: object) -> bool:
     return all(
-        bool(np.all(np.isfinite(np.asarray(x, dtype=np.complex128 if np.iscomplexobj(x) else
-                                            np.float64))))
+        bool(
+            np.all(
+                np.isfinite(
+                    np.asarray(x, dtype=np.complex128 if np.iscomplexobj(x) else np.float64)
+                )
+            )
+        )
         for x in jax.tree.leaves(tree)
         if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
     )
 
 
-def check_robustness(case: Case, dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16"),
-                     libraries: tuple[str, ...] = ("optref", "optax"), steps: int = 2,
-                     backend: str = "cpu") -> list[Finding]:
+def check_robustness(
+    case: Case,
+    dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16"),
+    libraries: tuple[str, ...] = ("optref", "optax"),
+    steps: int = 2,
+    backend: str = "cpu",
+) -> list[Finding]:
     """Feed each special gradient for ``steps`` steps; report any non-finite update or state."""
     if "value_fn" in case.extra_args:
         return []
@@ -63,7 +72,7 @@ def check_robustness(case: Case, dtypes: tuple[str, ...] = ("float32", "bfloat16
                 extra = {"value": jnp.zeros([], dtype)} if "value" in case.extra_args else {}
                 if "grad" in case.extra_args:
                     extra["grad"] = grads
-                updates, state = tx.update(grads, state, params, **extra)  # noqa: B023
+                updates, state = tx.update(grads, state, params, **extra)
                 return step_params(params, updates, case.step_scale), state, updates
 
             for kind in GRADIENT_KINDS:
@@ -75,12 +84,20 @@ def check_robustness(case: Case, dtypes: tuple[str, ...] = ("float32", "bfloat16
                         ours = library == "optref"
                         if ours and deviation is not None:
                             break
-                        findings.append(Finding(
-                            case=case.name, check="robustness",
-                            severity="error" if ours else "warning", library=library,
-                            summary=f"{library}: non-finite update or state at step {index} "
-                                    f"with {kind} {dtype} gradients",
-                            backend=backend, dtype=dtype, problem=problem.name, step=index,
-                            measured={"gradient": kind}))
+                        findings.append(
+                            Finding(
+                                case=case.name,
+                                check="robustness",
+                                severity="error" if ours else "warning",
+                                library=library,
+                                summary=f"{library}: non-finite update or state at step {index} "
+                                f"with {kind} {dtype} gradients",
+                                backend=backend,
+                                dtype=dtype,
+                                problem=problem.name,
+                                step=index,
+                                measured={"gradient": kind},
+                            )
+                        )
                         break
     return findings

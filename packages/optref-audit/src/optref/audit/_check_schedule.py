@@ -32,14 +32,20 @@ def check_schedule(case: Case, backend: str = "cpu") -> list[Finding]:
         if mismatch.size:
             step = int(mismatch[0])
             deviation = applicable_deviation(case, "float64")
-            findings.append(Finding(
-                case=case.name, check="float64",
-                severity="warning" if deviation else "error",
-                library="optax" if deviation else "both",
-                summary=f"value at step {step}: optref {ours[step]!r}, Optax {theirs[step]!r}"
-                + (f": {deviation.reason}" if deviation else ""),
-                backend=backend, step=step, link=deviation.link if deviation else "",
-                measured={"optref": float(ours[step]), "optax": float(theirs[step])}))
+            findings.append(
+                Finding(
+                    case=case.name,
+                    check="float64",
+                    severity="warning" if deviation else "error",
+                    library="optax" if deviation else "both",
+                    summary=f"value at step {step}: optref {ours[step]!r}, Optax {theirs[step]!r}"
+                    + (f": {deviation.reason}" if deviation else ""),
+                    backend=backend,
+                    step=step,
+                    link=deviation.link if deviation else "",
+                    measured={"optref": float(ours[step]), "optax": float(theirs[step])},
+                )
+            )
     for name in case.hyperparameters:
         value = jnp.asarray(case.kwargs[name], jnp.float64)
         for count in sorted({0, case.steps // 3, case.steps // 2, case.steps}):
@@ -52,10 +58,17 @@ def check_schedule(case: Case, backend: str = "cpu") -> list[Finding]:
             central = float((f(value + h) - f(value - h)) / (2 * h))
             scale = max(abs(central), abs(grad), 1e-8)
             if not np.isfinite(grad) or abs(grad - central) > FD_RTOL * scale + 1e-9:
-                findings.append(Finding(
-                    case=case.name, check="differentiability", severity="error",
-                    library="optref",
-                    summary=f"d value/d {name} at step {count}: grad {grad!r} vs central "
-                            f"difference {central!r}",
-                    backend=backend, step=count, measured={"grad": grad, "central": central}))
+                findings.append(
+                    Finding(
+                        case=case.name,
+                        check="differentiability",
+                        severity="error",
+                        library="optref",
+                        summary=f"d value/d {name} at step {count}: grad {grad!r} vs central "
+                        f"difference {central!r}",
+                        backend=backend,
+                        step=count,
+                        measured={"grad": grad, "central": central},
+                    )
+                )
     return findings

@@ -41,20 +41,27 @@ def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
     masked = _optional("optref.masking.masked" if library == "optref" else "optax.masked")
     if masked is not None:
         forms["masked(tx, all true)"] = lambda: masked(
-            build(case, library), lambda params: jax.tree.map(lambda _: True, params))
+            build(case, library), lambda params: jax.tree.map(lambda _: True, params)
+        )
     inject = _optional(f"{root}.inject_hyperparams")
     if inject is not None:
         factory = resolve_name(case.optref if library == "optref" else case.optax)
-        kwargs = case.kwargs if library == "optref" or case.optax_kwargs is None else (
-            case.optax_kwargs)
+        kwargs = (
+            case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
+        )
         forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(factory)(
-            **{k: _build_argument(v, library) for k, v in kwargs.items()})
+            **{k: _build_argument(v, library) for k, v in kwargs.items()}
+        )
     return forms
 
 
-def check_wrapper_invariance(case: Case, libraries: tuple[str, ...] = ("optref", "optax"),
-                             steps: int = 10, dtype: Any = jnp.float32,
-                             backend: str = "cpu") -> list[Finding]:
+def check_wrapper_invariance(
+    case: Case,
+    libraries: tuple[str, ...] = ("optref", "optax"),
+    steps: int = 10,
+    dtype: Any = jnp.float32,
+    backend: str = "cpu",
+) -> list[Finding]:
     """Report every wrapped form whose float32 updates are not bit-identical to the plain one."""
     if not case.wrapper_invariance or case.kind != "transformation":
         return []
@@ -64,32 +71,62 @@ def check_wrapper_invariance(case: Case, libraries: tuple[str, ...] = ("optref",
     for library in libraries:
         if library == "optax" and case.optax is None:
             continue
-        plain = run_trajectory(build(case, library), problem, params, steps,
-                               step_scale=case.step_scale, extra_args=case.extra_args)
+        plain = run_trajectory(
+            build(case, library),
+            problem,
+            params,
+            steps,
+            step_scale=case.step_scale,
+            extra_args=case.extra_args,
+        )
         for form, make in wrapped_forms(case, library).items():
             try:
-                wrapped = run_trajectory(make(), problem, params, steps,
-                                         step_scale=case.step_scale, extra_args=case.extra_args)
-            except Exception as error:  # noqa: BLE001 - reported as a finding
-                findings.append(Finding(
-                    case=case.name, check="wrapper_invariance",
-                    severity="error" if library == "optref" else "info", library=library,
-                    summary=f"{library}: {form} raised {type(error).__name__}: {error}"[:300],
-                    backend=backend, dtype=jnp.dtype(dtype).name, problem=problem.name))
+                wrapped = run_trajectory(
+                    make(),
+                    problem,
+                    params,
+                    steps,
+                    step_scale=case.step_scale,
+                    extra_args=case.extra_args,
+                )
+            except Exception as error:
+                findings.append(
+                    Finding(
+                        case=case.name,
+                        check="wrapper_invariance",
+                        severity="error" if library == "optref" else "info",
+                        library=library,
+                        summary=f"{library}: {form} raised {type(error).__name__}: {error}"[:300],
+                        backend=backend,
+                        dtype=jnp.dtype(dtype).name,
+                        problem=problem.name,
+                    )
+                )
                 continue
             for step, (a, b) in enumerate(zip(plain.updates, wrapped.updates, strict=True)):
-                same = all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(
-                    jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+                same = all(
+                    np.array_equal(np.asarray(x), np.asarray(y))
+                    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+                )
                 if not same:
-                    diff = max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(
-                        y, np.float64)))) for x, y in zip(jax.tree.leaves(a),
-                                                          jax.tree.leaves(b), strict=True))
-                    findings.append(Finding(
-                        case=case.name, check="wrapper_invariance",
-                        severity="error" if library == "optref" else "warning", library=library,
-                        summary=f"{library}: {form} changes the updates from step {step} "
-                                f"(max difference {diff:.3g})",
-                        backend=backend, dtype=jnp.dtype(dtype).name, problem=problem.name,
-                        step=step, measured={"max_abs_difference": diff}))
+                    diff = max(
+                        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+                        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+                    )
+                    findings.append(
+                        Finding(
+                            case=case.name,
+                            check="wrapper_invariance",
+                            severity="error" if library == "optref" else "warning",
+                            library=library,
+                            summary=f"{library}: {form} changes the updates from step {step} "
+                            f"(max difference {diff:.3g})",
+                            backend=backend,
+                            dtype=jnp.dtype(dtype).name,
+                            problem=problem.name,
+                            step=step,
+                            measured={"max_abs_difference": diff},
+                        )
+                    )
                     break
     return findings

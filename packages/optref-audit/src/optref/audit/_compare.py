@@ -20,8 +20,7 @@ __all__ = ["compare_reports", "finding_key", "write_comparison"]
 
 def finding_key(finding: dict[str, Any]) -> tuple[str, ...]:
     """What identifies a finding across versions."""
-    return tuple(str(finding.get(k, "")) for k in ("case", "check", "backend", "dtype",
-                                                   "problem"))
+    return tuple(str(finding.get(k, "")) for k in ("case", "check", "backend", "dtype", "problem"))
 
 
 def _load(directory: str) -> dict[str, Any]:
@@ -40,21 +39,29 @@ def _sort_key(report: dict[str, Any]) -> tuple:
 
 def _line(finding: dict[str, Any]) -> str:
     dtype = f", {finding['dtype']}" if finding.get("dtype") else ""
-    return (f"- `{finding['case']}` {finding['check']} ({finding['severity']}{dtype}): "
-            f"{finding['summary']}")
+    return (
+        f"- `{finding['case']}` {finding['check']} ({finding['severity']}{dtype}): "
+        f"{finding['summary']}"
+    )
 
 
 def compare_reports(directories: Sequence[str]) -> str:
     """A markdown summary of the findings across the reports, oldest Optax first."""
     reports = sorted((_load(d) for d in directories), key=_sort_key)
     by_version = [{finding_key(f): f for f in r["findings"]} for r in reports]
-    lines = ["# Audit findings across Optax versions", "",
-             "| Optax | errors | warnings | info | report |", "|---|---|---|---|---|"]
+    lines = [
+        "# Audit findings across Optax versions",
+        "",
+        "| Optax | errors | warnings | info | report |",
+        "|---|---|---|---|---|",
+    ]
     for report in reports:
         counts = report.get("counts", {})
-        lines.append(f"| {report['optax_version']} | {counts.get('error', 0)} | "
-                     f"{counts.get('warning', 0)} | {counts.get('info', 0)} | "
-                     f"{report['directory']} |")
+        lines.append(
+            f"| {report['optax_version']} | {counts.get('error', 0)} | "
+            f"{counts.get('warning', 0)} | {counts.get('info', 0)} | "
+            f"{report['directory']} |"
+        )
     lines.append("")
     pairs = list(zip(reports, by_version, strict=True))
     for (old, older), (new, newer) in zip(pairs, pairs[1:], strict=False):
@@ -63,16 +70,31 @@ def compare_reports(directories: Sequence[str]) -> str:
         lines += [f"## {old['optax_version']} → {new['optax_version']}", ""]
         ran_old, ran_new = set(old["cases_run"]), set(new["cases_run"])
         if ran_old != ran_new:
-            lines += ["Note: the two runs audited different cases; findings of cases run "
-                      "only once are left out.", ""]
+            lines += [
+                "Note: the two runs audited different cases; findings of cases run "
+                "only once are left out.",
+                "",
+            ]
             appeared = [f for f in appeared if f["case"] in ran_old]
             disappeared = [f for f in disappeared if f["case"] in ran_new]
-        lines += [f"Appeared ({len(appeared)}):", "", *map(_line, appeared), "",
-                  f"Disappeared ({len(disappeared)}):", "", *map(_line, disappeared), ""]
+        lines += [
+            f"Appeared ({len(appeared)}):",
+            "",
+            *map(_line, appeared),
+            "",
+            f"Disappeared ({len(disappeared)}):",
+            "",
+            *map(_line, disappeared),
+            "",
+        ]
     if by_version:
         common = set(by_version[0]).intersection(*by_version[1:])
-        lines += [f"## In every version ({len(common)})", "",
-                  *[_line(by_version[-1][k]) for k in sorted(common)], ""]
+        lines += [
+            f"## In every version ({len(common)})",
+            "",
+            *[_line(by_version[-1][k]) for k in sorted(common)],
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -40,8 +40,9 @@ def leaf_relative_error(actual: Any, expected: Any) -> float:
     diff = np.where(finite, np.abs(np.where(finite, a, 0) - np.where(finite, e, 0)), 0.0)
     a_f, e_f = a[finite], e[finite]
     with np.errstate(over="ignore"):
-        scale = max(float(np.sqrt(np.mean(np.abs(e_f) ** 2))),
-                    float(np.sqrt(np.mean(np.abs(a_f) ** 2))))
+        scale = max(
+            float(np.sqrt(np.mean(np.abs(e_f) ** 2))), float(np.sqrt(np.mean(np.abs(a_f) ** 2)))
+        )
     if scale == 0.0:
         return 0.0 if np.max(diff) == 0 else float("inf")
     return float(np.max(diff) / scale)

@@ -46,12 +46,19 @@ def _png(figure: Any) -> str:
 
 
 def _bilinear_path(library: str, name: str) -> np.ndarray:
-    case = Case(f"plot.{name}", f"optref.core.{name}", BILINEAR_METHODS[name], f"optax.{name}",
-                problems=("bilinear",), steps=BILINEAR_STEPS)
+    case = Case(
+        f"plot.{name}",
+        f"optref.core.{name}",
+        BILINEAR_METHODS[name],
+        f"optax.{name}",
+        problems=("bilinear",),
+        steps=BILINEAR_STEPS,
+    )
     problem = PROBLEMS["bilinear"]
     with jax.enable_x64(True):
-        run = run_trajectory(build(case, library), problem, problem.init(np.float64),
-                             BILINEAR_STEPS)
+        run = run_trajectory(
+            build(case, library), problem, problem.init(np.float64), BILINEAR_STEPS
+        )
     return np.array([[float(p["x"][0]), float(p["y"][0])] for p in run.params])
 
 
@@ -63,8 +70,9 @@ def bilinear_plot() -> str:
     for axis, library in zip(axes, ("optax", "optref"), strict=True):
         for name, style in zip(BILINEAR_METHODS, ("-", "--"), strict=True):
             path = _bilinear_path(library, name)
-            axis.plot(path[:, 0], path[:, 1], style, marker=".", markersize=3,
-                      label=f"{name} (lr 0.1)")
+            axis.plot(
+                path[:, 0], path[:, 1], style, marker=".", markersize=3, label=f"{name} (lr 0.1)"
+            )
         axis.plot([0], [0], "k*", markersize=10, label="equilibrium")
         axis.set_title(f"{library}: min_x max_y xy, {BILINEAR_STEPS} steps from (1, 1)")
         axis.set_xlabel("x")
@@ -106,10 +114,12 @@ def draw_plots(cases: list[Case], findings: list[Finding]) -> dict[str, str]:
     plots: dict[str, str] = {}
     try:
         plots["Bilinear game: optimistic gradient descent and SGD, Optax vs optref"] = (
-            bilinear_plot())
+            bilinear_plot()
+        )
     except Exception as error:  # a plot must never sink the report
-        print(f"optref-audit: bilinear plot failed: {type(error).__name__}: {error}",
-              file=sys.stderr)
+        print(
+            f"optref-audit: bilinear plot failed: {type(error).__name__}: {error}", file=sys.stderr
+        )
     by_name = {c.name: c for c in cases}
     seen = set()
     for finding in findings:
@@ -119,8 +129,8 @@ def draw_plots(cases: list[Case], findings: list[Finding]) -> dict[str, str]:
         seen.add(key)
         try:
             plots[f"Low precision: {finding.case} in {finding.dtype}"] = error_plot(
-                by_name[finding.case], finding.dtype, finding.problem)
+                by_name[finding.case], finding.dtype, finding.problem
+            )
         except Exception as error:
-            print(f"optref-audit: error plot for {finding.case} failed: {error}",
-                  file=sys.stderr)
+            print(f"optref-audit: error plot for {finding.case} failed: {error}", file=sys.stderr)
     return plots

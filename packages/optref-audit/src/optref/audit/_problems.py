@@ -56,7 +56,9 @@ def _quadratic_init(dtype: Any) -> PyTree:
 def _quadratic_loss(params: PyTree) -> Array:
     w, b = params["w"], params["b"]
     diag = jnp.asarray(_QUAD_DIAG, jnp.real(w).dtype)
-    return 0.5 * jnp.sum(diag * jnp.abs(w - _QUAD_CENTER.astype(w.dtype)) ** 2) + jnp.abs(b - 1) ** 2
+    return (
+        0.5 * jnp.sum(diag * jnp.abs(w - _QUAD_CENTER.astype(w.dtype)) ** 2) + jnp.abs(b - 1) ** 2
+    )
 
 
 def _rosenbrock_init(dtype: Any) -> PyTree:
@@ -139,17 +141,47 @@ def _bilinear_loss(params: PyTree) -> Array:
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in [
-        Problem("quadratic", _quadratic_init, _quadratic_loss, True,
-                "A separable quadratic in a 5-vector and a scalar, condition number 20."),
-        Problem("rosenbrock", _rosenbrock_init, _rosenbrock_loss, False,
-                "The 4-dimensional Rosenbrock function (b = 10) from (-1.2, 1, -0.5, 0.8)."),
-        Problem("mlp", _mlp_init, _mlp_loss, True,
-                "A 3-8-1 tanh network fitted to 16 fixed points (least squares)."),
-        Problem("ill_conditioned_quadratic", _ill_conditioned_init, _ill_conditioned_loss,
-                False, "A diagonal quadratic in 6 variables, condition number 1e4."),
-        Problem("logistic", _logistic_init, _logistic_loss, False,
-                "L2-regularised logistic regression on 32 fixed points in 4 dimensions."),
-        Problem("bilinear", _bilinear_init, _bilinear_loss, False,
-                "The min-max game min_x max_y x*y, as a gradient field (x, -y)."),
+        Problem(
+            "quadratic",
+            _quadratic_init,
+            _quadratic_loss,
+            True,
+            "A separable quadratic in a 5-vector and a scalar, condition number 20.",
+        ),
+        Problem(
+            "rosenbrock",
+            _rosenbrock_init,
+            _rosenbrock_loss,
+            False,
+            "The 4-dimensional Rosenbrock function (b = 10) from (-1.2, 1, -0.5, 0.8).",
+        ),
+        Problem(
+            "mlp",
+            _mlp_init,
+            _mlp_loss,
+            True,
+            "A 3-8-1 tanh network fitted to 16 fixed points (least squares).",
+        ),
+        Problem(
+            "ill_conditioned_quadratic",
+            _ill_conditioned_init,
+            _ill_conditioned_loss,
+            False,
+            "A diagonal quadratic in 6 variables, condition number 1e4.",
+        ),
+        Problem(
+            "logistic",
+            _logistic_init,
+            _logistic_loss,
+            False,
+            "L2-regularised logistic regression on 32 fixed points in 4 dimensions.",
+        ),
+        Problem(
+            "bilinear",
+            _bilinear_init,
+            _bilinear_loss,
+            False,
+            "The min-max game min_x max_y x*y, as a gradient field (x, -y).",
+        ),
     ]
 }

@@ -31,9 +31,14 @@ def _ordered(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-SEVERITIES.index(f.severity), f.case, f.check))
 
 
-def report_dict(cases: list[Case], backends: list[str], findings: list[Finding],
-                timings: Mapping[str, float], elapsed: float,
-                options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def report_dict(
+    cases: list[Case],
+    backends: list[str],
+    findings: list[Finding],
+    timings: Mapping[str, float],
+    elapsed: float,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON report."""
     return {
         "optax_version": _version("optax"),
@@ -74,16 +79,20 @@ def _markdown(report: Mapping[str, Any]) -> str:
             if f["case"] != current_case:
                 current_case = f["case"]
                 lines += [f"### {current_case}", ""]
-            lines.append(f"- **{f['check']}** ({f['library']}, {f['backend']}, {f['dtype']}): "
-                         f"{f['summary']}")
+            lines.append(
+                f"- **{f['check']}** ({f['library']}, {f['backend']}, {f['dtype']}): {f['summary']}"
+            )
             if f["link"]:
                 lines.append(f"  Upstream: {f['link']}")
             if f["measured"]:
                 lines.append(f"  Measured: `{json.dumps(f['measured'], default=str)[:600]}`")
             if f["reproducer"]:
-                lines += ["", "  ```python",
-                          *["  " + line for line in f["reproducer"].splitlines()],
-                          "  ```"]
+                lines += [
+                    "",
+                    "  ```python",
+                    *["  " + line for line in f["reproducer"].splitlines()],
+                    "  ```",
+                ]
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -110,18 +119,20 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, str]) -> str:
         f"<p>JAX {e(report['jax_version'])}, backends {e(', '.join(report['backends']))}; "
         f"{len(report['cases_run'])} cases in {report['elapsed_s']:.1f} s.</p>",
         "<table><tr><th>severity</th><th>findings</th></tr>",
-        *[f"<tr><td class='{s}'>{s}</td><td>{n}</td></tr>"
-          for s, n in reversed(report["counts"].items())],
+        *[
+            f"<tr><td class='{s}'>{s}</td><td>{n}</td></tr>"
+            for s, n in reversed(report["counts"].items())
+        ],
         "</table>",
     ]
     if plots:
         parts.append("<h2>Plots</h2>")
         for title, png in plots.items():
-            parts.append(f"<h3>{e(title)}</h3><img alt='{e(title)}' "
-                         f"src='data:image/png;base64,{png}'>")
+            parts.append(
+                f"<h3>{e(title)}</h3><img alt='{e(title)}' src='data:image/png;base64,{png}'>"
+            )
     if not report["findings"]:
-        parts.append("<p>No findings: optref and the installed Optax agree on every case "
-                     "run.</p>")
+        parts.append("<p>No findings: optref and the installed Optax agree on every case run.</p>")
     for severity in reversed(SEVERITIES):
         group = [f for f in report["findings"] if f["severity"] == severity]
         if not group:
@@ -131,26 +142,37 @@ def _html(report: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             parts.append(
                 f"<div class='finding {severity}'><b>{e(f['case'])}</b> &middot; "
                 f"{e(f['check'])} &middot; {e(f['library'])} &middot; {e(f['backend'])} "
-                f"&middot; {e(f['dtype'])}<p>{e(f['summary'])}</p>")
+                f"&middot; {e(f['dtype'])}<p>{e(f['summary'])}</p>"
+            )
             if f["link"]:
                 parts.append(f"<p>Upstream: <a href='{e(f['link'])}'>{e(f['link'])}</a></p>")
             if f["measured"]:
-                parts.append("<details><summary>measured</summary><pre>"
-                             f"{e(json.dumps(f['measured'], indent=1, default=str))}"
-                             "</pre></details>")
+                parts.append(
+                    "<details><summary>measured</summary><pre>"
+                    f"{e(json.dumps(f['measured'], indent=1, default=str))}"
+                    "</pre></details>"
+                )
             if f["reproducer"]:
-                parts.append(f"<details><summary>reproducer</summary><pre>"
-                             f"{e(f['reproducer'])}</pre></details>")
+                parts.append(
+                    f"<details><summary>reproducer</summary><pre>"
+                    f"{e(f['reproducer'])}</pre></details>"
+                )
             parts.append("</div>")
     parts.append("<h2>Cases run</h2><p>" + e(", ".join(report["cases_run"])) + "</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(out: str, cases: list[Case], backends: list[str], findings: list[Finding],
-                 timings: Mapping[str, float], elapsed: float,
-                 options: Mapping[str, Any] | None = None,
-                 plots: Mapping[str, str] | None = None) -> dict[str, str]:
+def write_report(
+    out: str,
+    cases: list[Case],
+    backends: list[str],
+    findings: list[Finding],
+    timings: Mapping[str, float],
+    elapsed: float,
+    options: Mapping[str, Any] | None = None,
+    plots: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Write the three report files into ``out``; return their paths by format.
 
     ``plots`` maps a title to a base64 PNG; when ``None`` they are drawn here (if

@@ -29,8 +29,9 @@ CHECKS: dict[str, Callable[..., list[Finding]]] = {
 ALL_CHECKS: tuple[str, ...] = tuple(CHECKS)
 
 
-def run_case(case: Case, checks: Iterable[str] = ALL_CHECKS, backend: str | None = None,
-             **options: object) -> list[Finding]:
+def run_case(
+    case: Case, checks: Iterable[str] = ALL_CHECKS, backend: str | None = None, **options: object
+) -> list[Finding]:
     """Run ``checks`` for ``case`` on ``backend`` (the default JAX backend if ``None``).
 
     float64 is enabled for the duration (the oracle needs it); ``options`` go to the

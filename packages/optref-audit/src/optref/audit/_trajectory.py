@@ -35,7 +35,9 @@ class Trajectory:
     states: list[PyTree]
 
 
-def extra_arguments(names: tuple[str, ...], problem: Problem, params: PyTree, grads: PyTree) -> dict:
+def extra_arguments(
+    names: tuple[str, ...], problem: Problem, params: PyTree, grads: PyTree
+) -> dict:
     """The extra keyword arguments of ``update`` that a case asks for."""
     extra: dict[str, Any] = {}
     if "value" in names:
@@ -112,8 +114,9 @@ def _compiled_value(name: str) -> Any:
     return jax.jit(PROBLEMS[name].loss)
 
 
-def run_forced(tx: Any, problem: Problem, reference: Trajectory, *,
-               extra_args: tuple[str, ...] = ()) -> Trajectory:
+def run_forced(
+    tx: Any, problem: Problem, reference: Trajectory, *, extra_args: tuple[str, ...] = ()
+) -> Trajectory:
     """Run ``tx`` on the params and gradients of ``reference`` instead of its own.
 
     Each step gets the same inputs the reference run got, so the two libraries are

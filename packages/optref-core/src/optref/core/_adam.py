@@ -213,6 +213,4 @@ def nadamw(
     mask: Any = None,
 ) -> Chain:
     """NAdamW: :func:`adamw` with Nesterov momentum. Reference: ``optax.nadamw``."""
-    return adamw(
-        learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=True
-    )
+    return adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=True)

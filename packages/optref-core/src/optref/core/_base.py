@@ -64,7 +64,8 @@ class GradientTransformation(eqx.Module):
             if value is None:
                 continue
             convert = (
-                as_hyperparameter if field in self.schedule_hyperparameters
+                as_hyperparameter
+                if field in self.schedule_hyperparameters
                 else as_scalar_hyperparameter
             )
             try:
@@ -148,4 +149,3 @@ def check_state(
                 tree_name=f"state.{field.name}",
                 check_dtype=True,
             )
-

@@ -73,8 +73,9 @@ class ClipByGlobalNorm(GradientTransformation):
         # zero, so neither value nor gradient has a 0/0.
         factor = max_norm / jnp.maximum(norm, max_norm)
         clipped = jax.tree.map(
-            lambda g: (g.astype(compute_dtype(g.dtype)) * factor.astype(compute_dtype(g.dtype)))
-            .astype(g.dtype),
+            lambda g: (
+                g.astype(compute_dtype(g.dtype)) * factor.astype(compute_dtype(g.dtype))
+            ).astype(g.dtype),
             updates,
         )
         return clipped, state

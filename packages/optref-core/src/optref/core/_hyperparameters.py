@@ -123,6 +123,4 @@ def check_range(
             + ("]" if high_inclusive else ")")
         )
         shown = array.item() if array.ndim == 0 else array
-        raise HyperparameterError(
-            f"{where}: {argument} must be in {interval}, got {shown!r}."
-        )
+        raise HyperparameterError(f"{where}: {argument} must be in {interval}, got {shown!r}.")

@@ -89,9 +89,7 @@ class ScaleBySchedule(GradientTransformation):
     ) -> tuple[PyTree, ScaleByScheduleState]:
         check_state(self, updates, state, ScaleByScheduleState)
         step_size = self.step_size_fn(state.count)
-        return _scale_leaves(step_size, updates), ScaleByScheduleState(
-            safe_increment(state.count)
-        )
+        return _scale_leaves(step_size, updates), ScaleByScheduleState(safe_increment(state.count))
 
 
 def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:

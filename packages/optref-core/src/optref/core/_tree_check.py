@@ -64,7 +64,9 @@ def check_tree_fits(
         if only_ref:
             detail.append(f"{reference_name} has {', '.join(only_ref[:5])} which {tree_name} lacks")
         if only_tree:
-            detail.append(f"{tree_name} has {', '.join(only_tree[:5])} which {reference_name} lacks")
+            detail.append(
+                f"{tree_name} has {', '.join(only_tree[:5])} which {reference_name} lacks"
+            )
         if not detail:
             detail.append(f"the order of the leaves differs ({ref_paths[:5]} vs {paths[:5]})")
         raise TreeMismatchError(
