@@ -58,6 +58,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def slow(session: nox.Session) -> None:
+    """The long tests kept out of ``tests`` (marked ``slow``): every package and tests/."""
+    _install_all(session)
+    paths = [f"packages/optref-{p}/tests" for p in PACKAGES] + ["tests"]
+    paths = [p for p in paths if (ROOT / p).is_dir()]
+    session.run("pytest", *_workers(session), "-m", "slow", *paths, *session.posargs)
+
+
+@nox.session
 @nox.parametrize("package", PACKAGES)
 def isolated(session: nox.Session, package: str) -> None:
     """One package alone, with only its declared dependencies, and its own tests."""
