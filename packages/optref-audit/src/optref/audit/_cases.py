@@ -9,7 +9,7 @@ import importlib.metadata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from optref.core.conformance import Call, Case, Deviation, resolve_name
+from optref.core.conformance import Case, Deviation, build, resolve_name
 
 __all__ = ["build", "load_cases", "resolve_name", "to_case"]
 
@@ -52,35 +52,6 @@ def load_cases(pattern: str | None = None, packages: Iterable[str] | None = None
     if duplicates:
         raise ValueError(f"conformance case names must be unique; repeated: {sorted(duplicates)}")
     return cases
-
-
-def _build_argument(value: Any, library: str) -> Any:
-    if isinstance(value, Mapping) and set(value) == {"optref", "optax", "kwargs"}:
-        value = Call(**value)  # a Call written as a plain dict (optref-schedules' cases)
-    if isinstance(value, list | tuple):
-        return type(value)(_build_argument(v, library) for v in value)
-    if isinstance(value, Call):
-        factory = resolve_name(value.optref if library == "optref" else value.optax)
-        return factory(**{k: _build_argument(v, library) for k, v in value.kwargs.items()})
-    return value
-
-
-def build(case: Case, library: str, **overrides: Any) -> Any:
-    """The case's transformation (or schedule) for ``library`` (``"optref"`` or ``"optax"``).
-
-    ``overrides`` replace keyword arguments (the differentiability check passes traced
-    hyperparameters this way).
-    """
-    if library == "optax":
-        if case.optax is None:
-            raise ValueError(f"{case.name} has no Optax counterpart")
-        kwargs = dict(case.kwargs if case.optax_kwargs is None else case.optax_kwargs)
-        factory = resolve_name(case.optax)
-    else:
-        kwargs = dict(case.kwargs)
-        factory = resolve_name(case.optref)
-    kwargs.update(overrides)
-    return factory(**{k: _build_argument(v, library) for k, v in kwargs.items()})
 
 
 def replace(case: Case, **changes: Any) -> Case:

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optref.core.conformance import Case
+from optref.core.conformance import Case, build_argument
 
-from ._cases import _build_argument, build, resolve_name
+from ._cases import build, resolve_name
 from ._findings import Finding
 from ._problems import PROBLEMS
 from ._trajectory import run_trajectory
@@ -50,7 +50,7 @@ def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
             case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
         )
         forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(factory)(
-            **{k: _build_argument(v, library) for k, v in kwargs.items()}
+            **{k: build_argument(v, library) for k, v in kwargs.items()}
         )
     return forms
 

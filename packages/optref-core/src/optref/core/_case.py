@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["Call", "Case", "Deviation", "resolve_name"]
+__all__ = ["Call", "Case", "Deviation", "build", "build_argument", "resolve_name"]
 
 Check = Literal[
     "float64",
@@ -124,3 +124,34 @@ def resolve_name(dotted: str) -> Any:
             obj = getattr(obj, attribute)
         return obj
     raise ImportError(f"cannot import {dotted!r}")
+
+
+def build_argument(value: Any, library: str) -> Any:
+    """A case's argument for ``library`` (``"optref"`` or ``"optax"``): a :class:`Call`
+    (or a dict written like one, as optref-schedules' cases do) is built with that
+    library's factory, lists and tuples element by element; anything else is kept."""
+    if isinstance(value, Mapping) and set(value) == {"optref", "optax", "kwargs"}:
+        value = Call(**value)
+    if isinstance(value, list | tuple):
+        return type(value)(build_argument(v, library) for v in value)
+    if isinstance(value, Call):
+        factory = resolve_name(value.optref if library == "optref" else value.optax)
+        return factory(**{k: build_argument(v, library) for k, v in value.kwargs.items()})
+    return value
+
+
+def build(case: Case, library: str = "optref", **overrides: Any) -> Any:
+    """The case's transformation (or schedule) for ``library`` (``"optref"`` or ``"optax"``).
+
+    ``overrides`` replace keyword arguments (traced hyperparameters, other values).
+    """
+    if library == "optax":
+        if case.optax is None:
+            raise ValueError(f"{case.name} has no Optax counterpart")
+        kwargs = dict(case.kwargs if case.optax_kwargs is None else case.optax_kwargs)
+        factory = resolve_name(case.optax)
+    else:
+        kwargs = dict(case.kwargs)
+        factory = resolve_name(case.optref)
+    kwargs.update(overrides)
+    return factory(**{k: build_argument(v, library) for k, v in kwargs.items()})
