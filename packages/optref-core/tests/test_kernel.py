@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -28,7 +30,7 @@ def test_optimistic_first_step_is_alpha_g0_then_the_optimistic_rule() -> None:
     state = tx.init(params)
     u0, state = tx.update(grads[0], state, params)
     np.testing.assert_allclose(u0, -lr * alpha * grads[0], rtol=1e-15)
-    for previous, g in zip(grads, grads[1:], strict=False):
+    for previous, g in itertools.pairwise(grads):
         u, state = tx.update(g, state, params)
         np.testing.assert_allclose(u, -lr * ((alpha + beta) * g - beta * previous), rtol=1e-15)
 
@@ -104,7 +106,7 @@ def test_updates_with_another_structure_name_the_missing_path() -> None:
 
 def test_state_of_another_transformation_is_refused_by_name() -> None:
     params = _params()
-    with pytest.raises(oc.StateMismatchError, match="scale_by_adam.*TraceState"):
+    with pytest.raises(oc.StateMismatchError, match=r"scale_by_adam.*TraceState"):
         oc.scale_by_adam().update(params, oc.trace(0.9).init(params), params)
     with pytest.raises(oc.StateMismatchError, match="chain: expected a tuple of 2"):
         oc.adam(0.1).update(params, oc.sgd(0.1).init(params)[:1], params)
@@ -242,7 +244,7 @@ def test_low_precision_adam_has_no_zero_over_zero() -> None:
     for dtype in (jnp.float16, jnp.bfloat16):
         params = jnp.ones(3, dtype)
         tx = oc.adam(1e-3)
-        updates, state = tx.update(jnp.zeros(3, dtype), tx.init(params), params)
+        updates, _ = tx.update(jnp.zeros(3, dtype), tx.init(params), params)
         assert updates.dtype == dtype
         assert np.all(np.isfinite(np.asarray(updates, np.float32)))
         assert np.all(np.asarray(updates, np.float32) == 0)

@@ -8,6 +8,7 @@ lists the findings present in every version.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -64,7 +65,7 @@ def compare_reports(directories: Sequence[str]) -> str:
         )
     lines.append("")
     pairs = list(zip(reports, by_version, strict=True))
-    for (old, older), (new, newer) in zip(pairs, pairs[1:], strict=False):
+    for (old, older), (new, newer) in itertools.pairwise(pairs):
         appeared = [newer[k] for k in newer if k not in older]
         disappeared = [older[k] for k in older if k not in newer]
         lines += [f"## {old['optax_version']} → {new['optax_version']}", ""]

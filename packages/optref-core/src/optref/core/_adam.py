@@ -147,8 +147,8 @@ def adam(
 ) -> Chain:
     """The Adam optimizer: :func:`scale_by_adam` then :func:`scale_by_learning_rate`.
 
-    $$p_{t} = p_{t-1} - \\eta_t\\,\\frac{\\hat m_t}{\\sqrt{\\hat v_t + \\varepsilon_{\\mathrm{root}}}
-    + \\varepsilon}$$
+    $$p_{t} = p_{t-1} - \\eta_t\\,\\frac{\\hat m_t}
+    {\\sqrt{\\hat v_t + \\varepsilon_{\\mathrm{root}}} + \\varepsilon}$$
 
     See :func:`scale_by_adam` for the moments and for ``eps_root``. Reference: Kingma &
     Ba (2015); ``optax.adam``.

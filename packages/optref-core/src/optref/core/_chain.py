@@ -74,7 +74,9 @@ class NamedChain(GradientTransformation):
         _check_members("named_chain", self.transformations)
 
     def init(self, params: PyTree) -> dict[str, PyTree]:
-        return {name: tx.init(params) for name, tx in zip(self.names, self.transformations)}
+        return {
+            name: tx.init(params) for name, tx in zip(self.names, self.transformations, strict=True)
+        }
 
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
