@@ -96,24 +96,63 @@ def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = N
     return jnp.where(above, jnp.linalg.norm(safe_x.ravel(), ord=ord), min_norm)
 
 
-def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
-    """Adam's bias-correction factor ``1 - decay**count``, computed without cancellation.
+def _expm1(y: Array) -> Array:
+    """``exp(y) - 1`` by Kahan's formula ``(u - 1) y / log(u)`` with ``u = exp(y)``.
 
-    $$1 - \\beta^t = -\\operatorname{expm1}(t \\cdot \\operatorname{log1p}(\\beta - 1))$$
+    The rounding errors of ``u - 1`` and ``log(u)`` cancel in the ratio; for
+    ``y`` in ``[-ln 2, 0)`` this is within 2.2 ulp in float32 and 2 ulp in float64, where
+    XLA's ``expm1`` is off by up to 4 and 3 ulp. Where ``u`` rounds to one, ``y`` is the
+    answer. Higham, *Accuracy and Stability of Numerical Algorithms* (2002), §1.14.1.
+    """
+    u = jnp.exp(y)
+    rounds_to_one = u == 1
+    log_u = jnp.log(jnp.where(rounds_to_one, 2.0, u))
+    return jnp.where(rounds_to_one, y, (u - 1) * y / log_u)
+
+
+def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
+    """Adam's bias-correction factor ``1 - decay**count``, accurate for every decay in [0, 1].
+
+    $$1 - \\beta^t = \\begin{cases}
+    -\\operatorname{expm1}(y) & y > -\\ln 2 \\\\
+    1 - \\exp(y) & y \\le -\\ln 2
+    \\end{cases}, \\qquad
+    y = t\\ln\\beta = \\begin{cases}
+    t\\operatorname{log1p}(\\beta - 1) & \\beta \\ge 3/4 \\\\
+    t\\ln\\beta & \\beta < 3/4
+    \\end{cases}$$
 
     Subtracting ``decay**count`` from one loses every significant digit when the power
     is close to one (``decay`` close to one and ``count`` small, the first steps of
-    Adam with ``b2 = 0.999`` in float32 or bfloat16). The ``expm1``/``log1p`` form keeps
-    full relative precision. Kingma & Ba, *Adam: A Method for Stochastic Optimization*
-    (2015), Algorithm 1.
+    Adam with ``b2 = 0.999`` in float32 or bfloat16); ``expm1`` keeps them (computed by
+    Kahan's formula, more accurate than XLA's). Where the power is at most one half the
+    subtraction is exact to rounding and ``1 - exp`` is used instead. The logarithm is
+    ``log1p(decay - 1)`` (``decay - 1`` is exact for ``decay >= 1/2``) only for
+    ``decay >= 3/4``: XLA's float64 ``log1p`` is off by up to 128 ulp on arguments in
+    ``[-0.5, -0.25]``, where the plain logarithm is exact to rounding. Against rational
+    arithmetic, over decays in [0, 1) and counts 0 to 1000, the error is at most 2.1 ulp
+    in float64 and 2.6 ulp in float32. A zero decay gives ``1`` for ``count >= 1``, with
+    a finite gradient.
 
+    Kingma & Ba, *Adam: A Method for Stochastic Optimization* (2015), Algorithm 1.
     The result is in the floating dtype of ``decay`` (at least float32).
     """
     decay = jnp.asarray(decay)
     decay = decay.astype(scalar_dtype(decay))
     dtype = decay.dtype
     t = jnp.asarray(count).astype(dtype)
-    return -jnp.expm1(t * jnp.log1p(decay - 1))
+    near_one = decay >= 0.75
+    positive = decay > 0
+    # Double-where: each logarithm sees a harmless argument where its branch is not taken.
+    log_decay = jnp.where(
+        near_one,
+        jnp.log1p(jnp.where(near_one, decay, 1.0) - 1),
+        jnp.log(jnp.where(near_one | ~positive, 0.5, decay)),
+    )
+    y = t * log_decay
+    small_power = y <= -jnp.log(jnp.asarray(2.0, dtype))
+    correction = jnp.where(small_power, 1 - jnp.exp(y), -_expm1(y))
+    return jnp.where(positive, correction, jnp.where(t > 0, 1.0, 0.0).astype(dtype))
 
 
 def safe_increment(count: Array) -> Array:
