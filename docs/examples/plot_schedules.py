@@ -1,6 +1,9 @@
-"""Plot every optref schedule into docs/assets/schedules/<name>.png (run by the docs build).
+"""Plot every optref schedule into <output-folder>/<name>.png (default: ./schedule-plots).
 
     python docs/examples/plot_schedules.py [output-folder]
+
+The docs build runs it (``docs/hooks/schedule_plots.py``) and puts the figures into the
+site as ``assets/schedules/<name>.png``; none is committed.
 
 Each figure is drawn from the code: the schedules are built with optref's factories and
 evaluated at every integer step. Small PNGs (80 dpi), one per schedule.
@@ -21,7 +24,7 @@ import matplotlib.pyplot as plt
 
 import optref.schedules as S
 
-OUT = Path(__file__).resolve().parent.parent / "assets" / "schedules"
+OUT = Path("schedule-plots")
 DPI = 80
 SIZE = (5.0, 2.4)
 

@@ -26,8 +26,8 @@ from ._trajectory import extra_arguments, flatten_state, run_trajectory
 
 __all__ = ["LOW_PRECISION_BOUND", "check_low_precision", "one_step_errors"]
 
-#: The one-step error, in epsilons of the dtype, above which optref fails its own check.
 LOW_PRECISION_BOUND = 16.0
+"""The one-step error, in epsilons of the dtype, above which optref fails its own check."""
 DEFAULT_DTYPES = ("float32", "bfloat16", "float16")
 
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 __all__ = ["SEVERITIES", "Finding", "Severity"]
 
 Severity = Literal["info", "warning", "error"]
-#: Severities from least to most severe, for ``--fail-on``.
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+"""Severities from least to most severe, for ``--fail-on``."""
 
 
 @dataclasses.dataclass

@@ -25,8 +25,8 @@ CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "differentiability": check_differentiability,
     "wrapper_invariance": check_wrapper_invariance,
 }
-#: Every check, in the order the runner does them (``first_step`` is part of ``float64``).
 ALL_CHECKS: tuple[str, ...] = tuple(CHECKS)
+"""Every check, in the order the runner does them (``first_step`` is part of ``float64``)."""
 
 
 def run_case(

@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 ScalarOrSchedule: TypeAlias = Union[float, Array, Callable[[Array], ArrayLike]]  # noqa: UP007
+r"""A hyperparameter that may follow a schedule, as in Optax: a number, a JAX scalar, or a
+callable ``count -> value`` evaluated at the transformation's step count,
+$\eta_t = \eta(t)$."""
 
 
 class HyperparameterError(ValueError):

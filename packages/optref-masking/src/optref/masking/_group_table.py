@@ -20,10 +20,10 @@ class _NotAParameter:
         return "<not a parameter>"
 
 
-#: The label that :func:`param_groups` gives to leaves that are not floating or complex
-#: arrays (activation functions, integers, flags of an Equinox model): no group owns
-#: them, they get no state, and their updates pass through unchanged.
 NOT_A_PARAMETER: Hashable = _NotAParameter()
+"""The label that :func:`param_groups` gives to leaves that are not floating or complex
+arrays (activation functions, integers, flags of an Equinox model): no group owns
+them, they get no state, and their updates pass through unchanged."""
 
 
 def _describe(leaf: Any) -> tuple[str, str, int]:

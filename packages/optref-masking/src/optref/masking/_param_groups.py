@@ -18,8 +18,8 @@ from ._paths import named_leaves, path_name
 
 __all__ = ["DEFAULT_GROUP", "ParamGroups", "PathLabels", "param_groups", "path_labels"]
 
-#: The name of the group of params that no pattern matches.
 DEFAULT_GROUP = "default"
+"""The name of the group of params that no pattern matches."""
 
 
 class _Unmatched:
