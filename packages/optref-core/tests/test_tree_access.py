@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,10 +54,33 @@ def test_ambiguity_lists_every_path() -> None:
 def test_path_filter_chooses_one() -> None:
     _, state = _two_groups_state()
     assert float(oc.tree_get(state, "learning_rate", filtering="[1]")) == pytest.approx(0.2)
-    assert float(oc.tree_get(state, "learning_rate", filtering=r"^\[0\]")) == pytest.approx(0.1)
+    first_level = re.compile(r"^\[0\]")
+    assert float(oc.tree_get(state, "learning_rate", filtering=first_level)) == pytest.approx(0.1)
     first = lambda path, value: path[0] == jax.tree_util.SequenceKey(0)  # noqa: E731
     assert float(oc.tree_get(state, "learning_rate", filtering=first)) == pytest.approx(0.1)
     assert oc.tree_get(state, "learning_rate", filtering="[7]") is None
+
+
+def test_string_filters_are_whole_entries_never_patterns() -> None:
+    tx = oc.named_chain(
+        ("encoder", oc.inject_hyperparams(oc.adam)(learning_rate=0.1)),
+        ("decoder", oc.inject_hyperparams(oc.sgd)(learning_rate=0.2)),
+    )
+    state = tx.init(PARAMS)
+
+    def rate(filtering):
+        value = oc.tree_get(state, "learning_rate", filtering=filtering)
+        return None if value is None else pytest.approx(float(value))
+
+    # As a regex, "['decoder']" is a character class that every path matches.
+    assert rate("['decoder']") == 0.2
+    assert rate("decoder") == 0.2
+    assert rate("['encoder'].hyperparams") == 0.1
+    assert rate("coder") is None
+    assert rate("['dec") is None
+    assert rate(re.compile(r"\['dec")) == 0.2
+    groups = tuple({"rate": jnp.asarray(float(i))} for i in range(11))
+    assert float(oc.tree_get(groups, "rate", filtering="[1]")) == 1.0  # not [10]
 
 
 def test_tree_get_all_is_keyed_by_path() -> None:
@@ -137,6 +162,34 @@ def test_tree_set_errors_and_several_keywords() -> None:
     new = oc.tree_set(state, "[0]", b1=jnp.asarray(0.5), eps=jnp.asarray(1e-3))
     assert float(new[0].hyperparams["b1"]) == 0.5
     assert float(new[0].hyperparams["eps"]) == pytest.approx(1e-3)
+
+
+def test_tree_set_keeps_an_array_leaf_so_a_jitted_step_does_not_compile_again() -> None:
+    tx, state = _two_groups_state()
+    traces = []
+
+    @jax.jit
+    def step(state):
+        traces.append(None)
+        return tx.update(jax.tree.map(jnp.ones_like, PARAMS), state, PARAMS)
+
+    old = oc.tree_get(state, "learning_rate", filtering="[1]")
+    step(state)
+    state = oc.tree_set(state, "[1]", learning_rate=0.05, count=3)
+    new = oc.tree_get(state, "learning_rate", filtering="[1]")
+    assert isinstance(new, jax.Array) and (new.dtype, new.shape) == (old.dtype, old.shape)
+    assert float(new) == pytest.approx(0.05)
+    assert oc.tree_get(state, "count", filtering="[1]").dtype == jnp.int32
+    step(state)
+    assert len(traces) == 1
+
+
+def test_tree_set_rejects_a_value_the_leaf_cannot_hold() -> None:
+    _, state = _two_groups_state()
+    with pytest.raises(ValueError, match=r"learning_rate=.*\[1\]\.hyperparams.*shape \(2,\)"):
+        oc.tree_set(state, "[1]", learning_rate=jnp.ones(2))
+    with pytest.raises(ValueError, match=r"count=2\.5 at \[1\]\.count.*int32"):
+        oc.tree_set(state, "[1]", count=2.5)
 
 
 def test_tree_set_a_whole_state_by_class_name() -> None:

@@ -3,6 +3,8 @@ and per-group learning rates read and set in the state."""
 
 from __future__ import annotations
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -92,9 +94,9 @@ def test_per_group_learning_rate_read_and_set_in_the_state(kind, params, random_
     }
     assert by_group == pytest.approx(rates)
     # One group's learning rate, chosen by a filter on its path.
-    # The filters are regular expressions of the path: ^[i] in a chain, ['name'] in a partition.
+    # The first level of a chain, [i], as a regular expression; a partition's ['name'] literally.
     where = {
-        g: (rf"^\[{i}\]" if kind == "chain_of_masked" else rf"\['{g}'\]")
+        g: (re.compile(rf"^\[{i}\]") if kind == "chain_of_masked" else f"['{g}']")
         for i, g in enumerate(GROUPS)
     }
     decoder_rate = tree_get(state, "learning_rate", filtering=where["decoder"])

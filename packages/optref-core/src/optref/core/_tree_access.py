@@ -20,7 +20,10 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import equinox as eqx
-from jax.tree_util import DictKey, GetAttrKey, SequenceKey
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import DictKey, GetAttrKey, SequenceKey, keystr
 from jaxtyping import PyTree
 
 from ._tree_check import path_str
@@ -36,9 +39,12 @@ __all__ = [
 ]
 
 KeyPath: TypeAlias = tuple[Any, ...]
-#: A path filter: a callable ``(path, value) -> bool`` (as in Optax), or a string that is
-#: a substring or a regular expression of the path as ``keystr`` prints it.
-PathFilter: TypeAlias = Callable[[KeyPath, Any], bool] | str | None
+"""A PyTree key path, as ``jax.tree_util.tree_flatten_with_path`` returns it: a tuple of
+``DictKey``, ``GetAttrKey``, ``SequenceKey`` and ``FlattenedIndexKey`` entries."""
+PathFilter: TypeAlias = Callable[[KeyPath, Any], bool] | str | re.Pattern[str] | None
+"""A path filter: a callable ``(path, value) -> bool`` (as in Optax); a string, matched
+literally against whole entries of the path (see :func:`tree_get`); or a compiled
+regular expression, searched in the path as ``keystr`` prints it."""
 
 
 class TreeKeyError(KeyError):
@@ -90,17 +96,49 @@ def _matches(child: _Child, key: str) -> bool:
     return _is_record(child.value) and type(child.value).__name__ == key
 
 
+def _entry_name(entry: Any) -> Any:
+    if isinstance(entry, DictKey):
+        return entry.key
+    if isinstance(entry, GetAttrKey):
+        return entry.name
+    return None
+
+
+def _path_matches(text: str, path: KeyPath) -> bool:
+    """Whether the string filter ``text`` names a part of ``path``, literally.
+
+    $$\\operatorname{match}(s, \\pi) \\iff \\exists\\, i \\le j:\\
+    s = \\operatorname{keystr}(\\pi_i \\ldots \\pi_j) \\ \\lor\\
+    \\exists\\, i: s = \\operatorname{name}(\\pi_i)$$
+
+    ``text`` matches when it is one or several consecutive whole entries of the path as
+    :func:`jax.tree_util.keystr` prints them (``"['decoder']"``, ``"[1]"``,
+    ``"[0].hyperparams"``), or the bare name of one entry, a dict key or a field
+    (``"decoder"``, ``"inner_state"``). Nothing in it is a pattern: ``"['decoder']"`` does
+    not match ``['encoder']``, and ``"[1]"`` does not match ``[10]``. For a pattern, pass a
+    compiled regular expression (``re.compile(r"^\\[1\\]")``, the first level only).
+    """
+    if any(_entry_name(entry) == text for entry in path):
+        return True
+    entries = [keystr((entry,)) for entry in path]
+    for start in range(len(entries)):
+        joined = ""
+        for entry in entries[start:]:
+            joined += entry
+            if joined == text:
+                return True
+            if len(joined) >= len(text):
+                break
+    return False
+
+
 def _accepts(filtering: PathFilter, path: KeyPath, value: Any) -> bool:
     if filtering is None:
         return True
     if isinstance(filtering, str):
-        text = path_str(path)
-        if filtering in text:
-            return True
-        try:
-            return re.search(filtering, text) is not None
-        except re.error:
-            return False
+        return _path_matches(filtering, path)
+    if isinstance(filtering, re.Pattern):
+        return filtering.search(path_str(path)) is not None
     return bool(filtering(path, value))
 
 
@@ -155,8 +193,15 @@ def tree_get(tree: PyTree, key: str, default: Any = None, filtering: PathFilter 
     ``named_chain`` (dicts), injection and every wrapper's state. Returns ``default`` when
     ``key`` is absent. When it occurs at several paths, raises :class:`TreeKeyError`
     listing every path; ``filtering`` then chooses: a callable ``(path, value) -> bool``
-    (as in Optax), or a string that is a substring or regular expression of the path
-    (``filtering="[1]"``, ``filtering=r"\\['head'\\]"``).
+    (as in Optax), a string matched literally against whole entries of the path
+    (``filtering="[1]"``, ``filtering="['head']"`` or ``"head"``), or a compiled regular
+    expression searched in the path string (``filtering=re.compile(r"^\\[1\\]")``).
+
+    A string filter is never a pattern. It matches a path when it is one or several
+    consecutive whole entries of the path as :func:`jax.tree_util.keystr` prints them
+    (``"['decoder']"``, ``"[1]"``, ``"[0].hyperparams"``), or the bare name of one entry,
+    a dict key or a field (``"decoder"``, ``"inner_state"``): ``"['decoder']"`` does not
+    match ``['encoder']``, and ``"[1]"`` does not match ``[10]``.
 
     Reference: ``optax.tree_utils.tree_get``.
     """
@@ -167,8 +212,9 @@ def tree_get(tree: PyTree, key: str, default: Any = None, filtering: PathFilter 
         paths = "\n".join(f"  {path_str(p)}" for p, _ in found)
         raise TreeKeyError(
             f"tree_get: {key!r} occurs at {len(found)} paths:\n{paths}\n"
-            "Choose one with filtering= (a substring or regex of the path, or a callable "
-            "(path, value) -> bool), or read them all with tree_get_all."
+            "Choose one with filtering= (whole entries of the path such as '[1]' or "
+            "\"['head']\", a compiled regex, or a callable (path, value) -> bool), or read "
+            "them all with tree_get_all."
         )
     return found[0][1]
 
@@ -188,6 +234,41 @@ def _rebuild(node: Any, children: list[_Child], values: list[Any]) -> Any:
         items = [(c.entry.key, v) for c, v in zip(children, values, strict=True)]
         return type(node)(items)
     return type(node)(values)
+
+
+def _as_leaf_like(new: Any, old: Any, key: str, path: KeyPath) -> Any:
+    """``new`` as an array of ``old``'s dtype and shape where ``old`` is an array.
+
+    A Python number in place of an array would change the jit signature (a weakly typed
+    scalar), so a jitted step taking the state would compile again.
+    """
+    if not isinstance(old, jax.Array | np.ndarray) or not isinstance(
+        new, int | float | complex | np.generic | np.ndarray | jax.Array
+    ):
+        return new
+    new_array = jnp.asarray(new)
+    where = f"tree_set: {key}={new!r} at {path_str(path)}"
+    if new_array.shape != old.shape:
+        raise ValueError(
+            f"{where} has shape {new_array.shape}, but the value it replaces has shape "
+            f"{old.shape}; the new value must have the old one's shape."
+        )
+    if not jnp.can_cast(new_array.dtype, old.dtype, casting="same_kind") and not (
+        isinstance(new, int | float | complex) and _python_scalar_fits(new, old.dtype)
+    ):
+        raise ValueError(
+            f"{where} is {new_array.dtype.name}, which cannot stand for the "
+            f"{np.dtype(old.dtype).name} value it replaces."
+        )
+    return new_array.astype(old.dtype)
+
+
+def _python_scalar_fits(value: int | float | complex, dtype: Any) -> bool:
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return True
+    if jnp.issubdtype(dtype, jnp.floating):
+        return not isinstance(value, complex)
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 def _replace(
@@ -211,7 +292,7 @@ def _replace(
             None,
         )
         if chosen is not None:
-            values.append(changes[chosen])
+            values.append(_as_leaf_like(changes[chosen], child.value, chosen, child_path))
         else:
             values.append(_replace(child.value, child_path, child.search_keys, filtering, changes))
     return _rebuild(node, children, values)
@@ -226,10 +307,14 @@ def tree_set(tree: PyTree, filtering: PathFilter = None, /, **kwargs: Any) -> Py
     ``tree_set(state, learning_rate=1e-4)`` sets the learning rate of an injected state,
     and the next ``update`` uses it. Names are found as in :func:`tree_get`; every path
     that matches and passes ``filtering`` is replaced (as in Optax), so ``filtering``
-    (a callable ``(path, value) -> bool`` or a substring or regex of the path) restricts
+    (a callable, a literal string or a compiled regex, as in :func:`tree_get`) restricts
     the change to one group. The tree is not modified: state modules are rebuilt, as
-    :func:`equinox.tree_at` does. Raises :class:`TreeKeyError` naming a keyword that
-    matches nothing. Reference: ``optax.tree_utils.tree_set``.
+    :func:`equinox.tree_at` does. Where the replaced value is an array, the new value
+    becomes an array of the same dtype and shape (``learning_rate=1e-4`` is stored as the
+    old leaf's float32 scalar), so a jitted step taking the state does not compile again;
+    a value of another shape, or one the dtype cannot hold (``count=2.5``), is a
+    ``ValueError`` naming the keyword and the path. Raises :class:`TreeKeyError` naming a
+    keyword that matches nothing. Reference: ``optax.tree_utils.tree_set``.
     """
     for key in kwargs:
         if not tree_get_all_with_path(tree, key, filtering):
