@@ -246,8 +246,10 @@ def test_tree_get_finds_what_optax_finds(case: str) -> None:
             oc.tree_get_all_with_path(ours, key), found, strict=True
         ):
             _same_value(ours_value, theirs_value)
-    new_ours = oc.tree_set(ours, **{keys[0]: jnp.asarray(0.5)})
-    new_theirs = optax.tree_utils.tree_set(theirs, **{keys[0]: jnp.asarray(0.5)})
+    # optref keeps the replaced leaf's dtype, so an integer counter takes an integer.
+    value = 3 if keys[0] == "count" else 0.5
+    new_ours = oc.tree_set(ours, **{keys[0]: value})
+    new_theirs = optax.tree_utils.tree_set(theirs, **{keys[0]: value})
     _same_value(oc.tree_get(new_ours, keys[0]), optax.tree_utils.tree_get(new_theirs, keys[0]))
 
 
