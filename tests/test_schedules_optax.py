@@ -198,3 +198,43 @@ def test_an_optimizer_with_a_schedule_matches_optax() -> None:
     theirs = run(optax.adam(lambda count: schedule(count.astype(jnp.int64))))
     for key in params:
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-13, atol=1e-15)
+
+
+def test_core_chain_takes_reduce_on_plateau_and_matches_optax() -> None:
+    """optref.schedules' plateau transformation is an eqx.Module with the protocol's methods
+    (not a core subclass: schedules does not depend on core); core's chain takes it."""
+    import optax
+
+    import optref.core as oc
+    import optref.schedules as sch
+
+    params = {"w": jnp.linspace(-1.0, 1.0, 4), "b": jnp.asarray(0.3)}
+    # A loss that stops improving after a few steps, so the scale is reduced twice.
+    losses = [4.0, 3.0, 2.5, 2.5, 2.6, 2.5, 2.7, 2.6, 2.6, 2.8, 2.9, 2.6]
+
+    def run(optimizer: Any) -> list[Any]:
+        state, seen = optimizer.init(params), []
+        step = jax.jit(lambda g, s, p, v: optimizer.update(g, s, p, value=v))
+        for loss in losses:
+            updates, state = step(jax.tree.map(lambda x: 2 * x + 0.1, params), state, params, loss)
+            seen.append(updates)
+        return seen
+
+    ours = run(oc.chain(oc.adam(0.1), sch.reduce_on_plateau(factor=0.5, patience=2)))
+    plateau = optax.contrib.reduce_on_plateau(factor=0.5, patience=2)
+    theirs = run(optax.chain(optax.adam(0.1), plateau))
+    for a, b in zip(ours, theirs, strict=True):
+        for key in params:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-13)
+    first, last = (float(u["b"]) for u in (ours[0], ours[-1]))
+    assert abs(last) < 0.3 * abs(first)  # reduced by factor**2 on top of Adam's decay
+
+    class NotAModule:
+        def init(self, params):
+            return ()
+
+        def update(self, updates, state, params=None):
+            return updates, state
+
+    with pytest.raises(TypeError, match=r"chain: argument 1 .* got NotAModule"):
+        oc.chain(oc.adam(0.1), NotAModule())
