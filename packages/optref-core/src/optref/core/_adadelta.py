@@ -25,8 +25,8 @@ __all__ = ["ScaleByAdaDeltaState", "ScaleByAdadelta", "adadelta", "scale_by_adad
 class ScaleByAdaDeltaState(eqx.Module):
     """Moving averages of the squared gradients (``e_g``) and squared steps (``e_x``)."""
 
-    e_g: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    e_x: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    e_g: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    e_x: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByAdadelta(GradientTransformation):

@@ -34,8 +34,8 @@ class ScaleByAdamState(eqx.Module):
     """Adam's step count and first (``mu``) and second (``nu``) moment estimates."""
 
     count: Int[Array, ""]
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByAdam(GradientTransformation):

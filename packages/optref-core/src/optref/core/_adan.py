@@ -33,10 +33,10 @@ class ScaleByAdanState(eqx.Module):
     squared Nesterov-corrected gradients (``n``), the previous gradient (``g``) and the
     step count (``t``), in Optax's order."""
 
-    m: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    v: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    n: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    g: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    m: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    v: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    n: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    g: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
     # Last, as in Optax (params_like() fields have no default; pyright cannot tell).
     t: Int[Array, ""]  # pyright: ignore[reportGeneralTypeIssues]
 

@@ -32,9 +32,9 @@ class ScaleByAmsgradState(eqx.Module):
     """The step count, Adam's moments ``mu`` and ``nu``, and the running maximum ``nu_max``."""
 
     count: Int[Array, ""]
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    nu_max: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    nu_max: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByAmsgrad(GradientTransformation):

@@ -26,7 +26,7 @@ class ApplyEveryState(eqx.Module):
     """
 
     count: Int[Array, ""]
-    grad_acc: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    grad_acc: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 def as_step_count(value: Any) -> Any:

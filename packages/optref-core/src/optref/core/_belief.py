@@ -32,8 +32,8 @@ class ScaleByBeliefState(eqx.Module):
     """The step count, the first moment ``mu`` and the second central moment ``nu``."""
 
     count: Int[Array, ""]
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByBelief(GradientTransformation):

@@ -31,9 +31,9 @@ class ScaleByDistanceOverGradientsState(eqx.Module):
     """Per leaf: the largest distance from the initial params so far, the running sum
     of squared gradient norms, and the initial params."""
 
-    max_dist: PyTree[Inexact[Array, ""], " P"]
-    grad_sum_of_squares: PyTree[Float[Array, "1"], " P"]
-    init_params: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    max_dist: PyTree[Inexact[Array, ""], " P"]  # pyright: ignore[reportUndefinedVariable]
+    grad_sum_of_squares: PyTree[Float[Array, "1"], " P"]  # pyright: ignore[reportUndefinedVariable]
+    init_params: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByDistanceOverGradients(GradientTransformation):

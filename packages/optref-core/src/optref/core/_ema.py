@@ -23,7 +23,7 @@ class EmaState(eqx.Module):
     """The step count and the moving average of past updates."""
 
     count: Int[Array, ""]
-    ema: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    ema: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
 class Ema(GradientTransformation):

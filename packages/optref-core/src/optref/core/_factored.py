@@ -81,9 +81,9 @@ class FactoredState(eqx.Module):
     """
 
     count: Int[Array, ""]
-    v_row: PyTree[Inexact[Array, "..."], " P"]
-    v_col: PyTree[Inexact[Array, "..."], " P"]
-    v: PyTree[Inexact[Array, "..."], " P"]
+    v_row: PyTree[Inexact[Array, "..."], " P"]  # pyright: ignore[reportUndefinedVariable]
+    v_col: PyTree[Inexact[Array, "..."], " P"]  # pyright: ignore[reportUndefinedVariable]
+    v: PyTree[Inexact[Array, "..."], " P"]  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByFactoredRms(GradientTransformation):

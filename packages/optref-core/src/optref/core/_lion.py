@@ -28,7 +28,7 @@ class ScaleByLionState(eqx.Module):
     """The step count and the momentum ``mu``."""
 
     count: Int[Array, ""]
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByLion(GradientTransformation):

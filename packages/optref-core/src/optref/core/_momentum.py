@@ -21,7 +21,7 @@ __all__ = ["Trace", "TraceState", "trace"]
 class TraceState(eqx.Module):
     """The accumulated trace of past updates."""
 
-    trace: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    trace: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
 class Trace(GradientTransformation):

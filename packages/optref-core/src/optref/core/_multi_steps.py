@@ -38,7 +38,7 @@ class MultiStepsState(eqx.Module):
     mini_step: Int[Array, ""]
     gradient_step: Int[Array, ""]
     inner_opt_state: PyTree
-    acc_grads: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
+    acc_grads: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
     skip_state: PyTree = ()
 
 

@@ -25,8 +25,8 @@ class ScaleByNovogradState(eqx.Module):
     """The step count, the momentum ``mu`` and one second moment ``nu`` per leaf (a scalar)."""
 
     count: Int[Array, ""]
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)
-    nu: PyTree[Inexact[Array, ""], " P"]  # pyright: ignore[reportGeneralTypeIssues]
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
+    nu: PyTree[Inexact[Array, ""], " P"]  # pyright: ignore[reportGeneralTypeIssues, reportUndefinedVariable]
 
 
 class ScaleByNovograd(GradientTransformation):

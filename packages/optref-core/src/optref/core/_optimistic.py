@@ -30,7 +30,7 @@ class ScaleByOptimisticGradientState(eqx.Module):
     """Whether no gradient has been seen yet, and the previous gradient."""
 
     is_initial_step: Bool[Array, ""]
-    previous_gradient: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    previous_gradient: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByOptimisticGradient(GradientTransformation):

@@ -28,7 +28,7 @@ __all__ = [
 class ScaleByRmsState(eqx.Module):
     """The moving average of the squared gradients (without bias correction)."""
 
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 @jaxtyped(typechecker=typechecker)
@@ -36,7 +36,7 @@ class ScaleByRmsWithCountState(eqx.Module):
     """The step count and the moving average of the squared gradients (bias-corrected)."""
 
     count: Int[Array, ""]
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 def rms_normalize(g: Array, second_moment: Array, eps: Array, eps_in_sqrt: bool) -> Array:

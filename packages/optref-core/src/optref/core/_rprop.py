@@ -25,8 +25,8 @@ __all__ = ["ScaleByRprop", "ScaleByRpropState", "rprop", "scale_by_rprop"]
 class ScaleByRpropState(eqx.Module):
     """The current step size of each parameter and the last step taken."""
 
-    step_sizes: PyTree[Float[Array, "?*shape"], " P"] = params_like()
-    prev_updates: PyTree[Float[Array, "?*shape"], " P"] = params_like()
+    step_sizes: PyTree[Float[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    prev_updates: PyTree[Float[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByRprop(GradientTransformation):

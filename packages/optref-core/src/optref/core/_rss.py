@@ -23,7 +23,7 @@ __all__ = ["ScaleByRss", "ScaleByRssState", "adagrad", "scale_by_rss"]
 class ScaleByRssState(eqx.Module):
     """The running sum of the squared gradients, one per parameter."""
 
-    sum_of_squares: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    sum_of_squares: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByRss(GradientTransformation):

@@ -31,7 +31,7 @@ class ScaleBySM3State(eqx.Module):
     """
 
     mu: PyTree[Float[Array, "..."]]
-    nu: PyTree[Float[Array, "?*shape"], " P"] = params_like()
+    nu: PyTree[Float[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 def _axis_zeros(p: Array) -> list[Array]:

@@ -26,8 +26,8 @@ __all__ = [
 class ScaleByRStdDevState(eqx.Module):
     """The moving averages of the gradients (``mu``) and of their squares (``nu``)."""
 
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 @jaxtyped(typechecker=typechecker)
@@ -35,8 +35,8 @@ class ScaleByRStdDevWithCountState(eqx.Module):
     """The step count and the moving averages ``mu`` and ``nu`` (bias-corrected)."""
 
     count: Int[Array, ""]
-    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
+    mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
 class ScaleByStddev(_ScaleBySecondMoment):

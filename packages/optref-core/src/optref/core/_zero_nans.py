@@ -20,7 +20,7 @@ __all__ = ["ZeroNans", "ZeroNansState", "zero_nans"]
 class ZeroNansState(eqx.Module):
     """For each leaf, whether its last update held a NaN."""
 
-    found_nan: PyTree[Bool[Array, ""], " P"]
+    found_nan: PyTree[Bool[Array, ""], " P"]  # pyright: ignore[reportUndefinedVariable]
 
 
 class ZeroNans(GradientTransformation):

@@ -70,7 +70,7 @@ class ScaleByBacktrackingLinesearchState(eqx.Module):
 
     learning_rate: Float[Array, ""]
     value: Float[Array, ""]
-    grad: PyTree[Inexact[Array, "?*shape"], " P"] | None
+    grad: PyTree[Inexact[Array, "?*shape"], " P"] | None  # pyright: ignore[reportUndefinedVariable]
     info: BacktrackingLinesearchInfo
 
 

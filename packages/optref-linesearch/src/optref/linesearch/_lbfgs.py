@@ -55,10 +55,10 @@ class ScaleByLBFGSState(eqx.Module):
     """
 
     count: Int[Array, ""]
-    params: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    updates: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()
-    diff_params_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]
-    diff_updates_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]
+    params: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    updates: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+    diff_params_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable]
+    diff_updates_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable]
     weights_memory: Float[Array, " memory"]
 
 

@@ -83,7 +83,7 @@ class ScaleByZoomLinesearchState(eqx.Module):
 
     learning_rate: Float[Array, ""]
     value: Float[Array, ""]
-    grad: PyTree[Inexact[Array, "?*shape"], " P"]
+    grad: PyTree[Inexact[Array, "?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable]
     info: ZoomLinesearchInfo
 
 
