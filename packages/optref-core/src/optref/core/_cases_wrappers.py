@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._case import Call, Case
+import jax
 
-__all__ = ["WRAPPER_CASES", "every_other_step", "injected", "rising_decay"]
+from ._case import Call, Case, resolve_name
+
+__all__ = [
+    "WRAPPER_CASES",
+    "combined",
+    "every_other_step",
+    "injected",
+    "leaf_shrinkage",
+    "rising_decay",
+    "skip_rule",
+    "tree_shrinkage",
+]
 
 # Transforms that are not descent directions are applied as params - 0.01 * updates.
 _T = -0.01
 
 ADAM = Call("optref.core.adam", "optax.adam", {"learning_rate": 0.01})
+CLIP = Call("optref.core.clip_by_global_norm", "optax.clip_by_global_norm", {"max_norm": 1.0})
 SCALE_BY_ADAM = Call("optref.core.scale_by_adam", "optax.scale_by_adam")
 _DECAYING = Call(
     "optref.core._cases_kernel.decaying_step", "optref.core._cases_kernel.decaying_step"
@@ -30,20 +43,62 @@ def _injected_case(
     factory: str,
     hyperparameters: tuple[str, ...] = (),
     wrapper_invariance: bool = True,
+    inject: str = "inject_hyperparams",
+    problems: tuple[str, ...] = ("quadratic", "rosenbrock", "mlp"),
     **kwargs: Any,
 ) -> Case:
     return Case(
-        f"core.inject_hyperparams-{name}",
+        f"core.{inject}-{name}",
         "optref.core._cases_wrappers.injected",
-        {"inject": "optref.core.inject_hyperparams", "factory": f"optref.core.{factory}", **kwargs},
+        {"inject": f"optref.core.{inject}", "factory": f"optref.core.{factory}", **kwargs},
         "optref.core._cases_wrappers.injected",
-        optax_kwargs={
-            "inject": "optax.inject_hyperparams",
-            "factory": f"optax.{factory}",
-            **kwargs,
-        },
+        optax_kwargs={"inject": f"optax.{inject}", "factory": f"optax.{factory}", **kwargs},
         hyperparameters=hyperparameters,
         wrapper_invariance=wrapper_invariance,
+        problems=problems,
+    )
+
+
+def _helper(name: str, **kwargs: Any) -> Call:
+    """A Call of a helper below, the same function for both libraries."""
+    dotted = f"optref.core._cases_wrappers.{name}"
+    return Call(dotted, dotted, kwargs)
+
+
+def _combined_case(combinator: str, members: tuple[Any, ...]) -> Case:
+    # Injection cannot take transformations as hyperparameters: no injected form.
+    helper = "optref.core._cases_wrappers.combined"
+    return Case(
+        f"core.{combinator}",
+        helper,
+        {"combinator": f"optref.core.{combinator}", "members": members},
+        helper,
+        optax_kwargs={"combinator": f"optax.{combinator}", "members": members},
+        problems=("quadratic",),
+        steps=20,
+        wrapper_invariance=False,
+    )
+
+
+def _skip_case(rule: str, **kwargs: Any) -> Case:
+    # The rule is a callable, which injection would take for a schedule.
+    return Case(
+        f"core.MultiSteps-{rule}",
+        "optref.core.MultiSteps",
+        {
+            "opt": ADAM,
+            "every_k_schedule": 2,
+            "should_skip_update_fn": _helper("skip_rule", rule=f"optref.core.{rule}", **kwargs),
+        },
+        "optax.MultiSteps",
+        optax_kwargs={
+            "opt": ADAM,
+            "every_k_schedule": 2,
+            "should_skip_update_fn": _helper("skip_rule", rule=f"optax.{rule}", **kwargs),
+        },
+        problems=("quadratic",),
+        steps=20,
+        wrapper_invariance=False,
     )
 
 
@@ -106,12 +161,60 @@ WRAPPER_CASES: list[Case] = [
     _injected_case(
         "sgd-momentum", "sgd", ("learning_rate", "momentum"), learning_rate=0.01, momentum=0.9
     ),
+    _injected_case(
+        "adam",
+        "adam",
+        ("learning_rate",),
+        inject="inject_stateful_hyperparams",
+        problems=("mlp",),
+        learning_rate=_DECAYING,
+        b1=0.85,
+    ),
+    _combined_case("chain", (CLIP, ADAM)),
+    _combined_case("named_chain", (("clip", CLIP), ("adam", ADAM))),
+    Case(
+        "core.identity",
+        "optref.core.identity",
+        {},
+        "optax.identity",
+        step_scale=_T,
+        problems=("quadratic",),
+        steps=10,
+        complex_params=True,
+    ),
+    Case(
+        "core.set_to_zero",
+        "optref.core.set_to_zero",
+        {},
+        "optax.set_to_zero",
+        problems=("quadratic",),
+        steps=10,
+        complex_params=True,
+    ),
+    # f is a callable, which injection would take for a schedule: no injected form.
+    Case(
+        "core.stateless",
+        "optref.core.stateless",
+        {"f": _helper("tree_shrinkage", rate=0.1)},
+        "optax.stateless",
+        step_scale=_T,
+        problems=("quadratic",),
+        steps=20,
+        wrapper_invariance=False,
+    ),
+    Case(
+        "core.stateless_with_tree_map",
+        "optref.core.stateless_with_tree_map",
+        {"f": _helper("leaf_shrinkage", rate=0.1)},
+        "optax.stateless_with_tree_map",
+        step_scale=_T,
+        problems=("quadratic",),
+        steps=20,
+        wrapper_invariance=False,
+    ),
+    _skip_case("skip_not_finite"),
+    _skip_case("skip_large_updates", max_squared_norm=1.0),
 ]
-
-
-def _resolve(dotted: str) -> Any:
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def injected(inject: str, factory: str, **kwargs: Any) -> Any:
@@ -122,7 +225,7 @@ def injected(inject: str, factory: str, **kwargs: Any) -> Any:
     Lets a case name an injected optimizer: the runner calls it with optref's names for
     optref and with Optax's (``optax.inject_hyperparams``, ``optax.adam``) for Optax.
     """
-    return _resolve(inject)(_resolve(factory))(**kwargs)
+    return resolve_name(inject)(resolve_name(factory))(**kwargs)
 
 
 def rising_decay(start: float = 0.8, end: float = 0.95, rate: float = 0.1):
@@ -144,3 +247,42 @@ def every_other_step():
         return step % 2 == 0
 
     return condition
+
+
+def combined(combinator: str, members: Sequence[Any]) -> Any:
+    """``combinator(*members)``: ``chain`` or ``named_chain`` (named by dotted path, for
+    either library) of members that the case builds.
+
+    $$T = \\mathrm{combinator}(T_1, \\ldots, T_n)$$
+    """
+    return resolve_name(combinator)(*members)
+
+
+def tree_shrinkage(rate: float = 0.1) -> Callable[[Any, Any], Any]:
+    """A function for ``stateless``: the update plus a multiple of the params.
+
+    $$f(u, p) = u + r\\,p$$
+    """
+
+    def f(updates: Any, params: Any) -> Any:
+        return jax.tree.map(lambda u, p: u + rate * p, updates, params)
+
+    return f
+
+
+def leaf_shrinkage(rate: float = 0.1) -> Callable[[Any, Any], Any]:
+    """A function for ``stateless_with_tree_map``, leaf by leaf: $f(u, p) = u + r\\,p$."""
+
+    def f(update: Any, param: Any) -> Any:
+        return update + rate * param
+
+    return f
+
+
+def skip_rule(rule: str, **kwargs: Any) -> Callable[..., Any]:
+    """``MultiSteps``' ``should_skip_update_fn``: the rule named by dotted path (for either
+    library) with ``kwargs`` bound, e.g. ``skip_large_updates(max_squared_norm=1.0)``.
+
+    $$\\mathrm{skip}(u, t, p) = \\mathrm{rule}(u, t, p; \\ldots)$$
+    """
+    return functools.partial(resolve_name(rule), **kwargs)
