@@ -163,3 +163,33 @@ def test_backtracking_restarts_after_a_failed_search() -> None:
         results.append(float(state.learning_rate))
     # Optax grows the failed step size 0 (min(1.5 * 0, 1) = 0) and accepts 0 for ever.
     assert results == [1.0, 0.0], results
+
+
+def test_complex_params_in_each_library_s_own_loop() -> None:
+    """The deviation ``LBFGS_COMPLEX_GRADIENT``: with complex params, Optax's line search
+    stores ``jax.grad``'s gradient, the conjugate of the descent gradient that update takes,
+    and its ``value_and_grad_from_state`` returns it, so its own loop stalls."""
+    loss = PROBLEMS["quadratic"].loss
+    start = PROBLEMS["quadratic"].init(jnp.complex128)
+    final = {}
+    for library in (ol, optax):
+        tx, value_and_grad = library.lbfgs(), library.value_and_grad_from_state(loss)
+
+        def step(carry: Any, _: None, tx: Any = tx, value_and_grad: Any = value_and_grad) -> Any:
+            params, state = carry
+            value, grad = value_and_grad(params, state=state)
+            updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)
+            return (jax.tree.map(lambda p, u: p + u, params, updates), state), None
+
+        (params, state), _ = jax.jit(
+            lambda p, tx=tx, step=step: jax.lax.scan(step, (p, tx.init(p)), None, length=30)
+        )(start)
+        final[library.__name__] = float(loss(params))
+        stored, expected = state[2].grad, jax.grad(loss)(params)
+        if library is ol:
+            expected = jax.tree.map(jnp.conj, expected)
+        for a, b in zip(jax.tree.leaves(stored), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+    initial = float(loss(start))
+    assert final["optref.linesearch"] < 1e-20 * initial, final
+    assert final["optax"] > 0.4 * initial, f"Optax now converges on complex params: {final}"
