@@ -139,6 +139,7 @@ from ._stddev import (
     ScaleByStddev,
     scale_by_stddev,
 )
+from ._sweep import stack_transformations, sweep
 from ._target_updates import incremental_update, periodic_update
 from ._tree import (
     tree_add,
@@ -381,8 +382,10 @@ __all__ = [
     "skip_large_updates",
     "skip_not_finite",
     "sm3",
+    "stack_transformations",
     "stateless",
     "stateless_with_tree_map",
+    "sweep",
     "trace",
     "tree_add",
     "tree_add_scaled",
