@@ -10,7 +10,7 @@ from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_sqrt
 from ._scale import scale_by_learning_rate
 from ._stateless import identity
@@ -32,8 +32,8 @@ class ScaleByAdaDeltaState(eqx.Module):
 class ScaleByAdadelta(GradientTransformation):
     """``u = sqrt(E[Δx²] + eps) / sqrt(E[g²] + eps) · g``."""
 
-    rho: Array = 0.9
-    eps: Array = 1e-6
+    rho: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("rho", "eps")
 
     def __check_init__(self) -> None:

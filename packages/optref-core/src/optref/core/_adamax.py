@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import ScaleByAdamState
 from ._base import GradientTransformation, check_state
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import (
     compute_dtype,
     debiased_momentum,
@@ -28,9 +29,9 @@ __all__ = ["ScaleByAdamax", "adamax", "adamaxw", "scale_by_adamax"]
 class ScaleByAdamax(GradientTransformation):
     """Scale by the bias-corrected first moment over an exponentially weighted max of ``|g|``."""
 
-    b1: Array = 0.9
-    b2: Array = 0.999
-    eps: Array = 1e-8
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("b1", "b2", "eps")
 
     def __check_init__(self) -> None:

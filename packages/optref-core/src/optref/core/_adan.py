@@ -10,7 +10,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -44,11 +44,11 @@ class ScaleByAdanState(eqx.Module):
 class ScaleByAdan(GradientTransformation):
     """Scale by Adan's bias-corrected moments."""
 
-    b1: Array = 0.98
-    b2: Array = 0.92
-    b3: Array = 0.99
-    eps: Array = 1e-8
-    eps_root: Array = 0.0
+    b1: Array = eqx.field(default=0.98, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.92, converter=as_scalar_hyperparameter)
+    b3: Array = eqx.field(default=0.99, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("b1", "b2", "b3", "eps", "eps_root")
 
     def __check_init__(self) -> None:

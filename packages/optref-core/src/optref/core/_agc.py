@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_sqrt
 from ._stateless import _StatelessBase
 
@@ -58,8 +58,8 @@ def unitwise_norm(x: Array, axis: int | tuple[int, ...] | None = None) -> Array:
 class AdaptiveGradClip(_StatelessBase):
     """Clip each unit's update to ``clipping * max(‖p‖_unit, eps)``."""
 
-    clipping: Array
-    eps: Array = 1e-3
+    clipping: Array = eqx.field(converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
     axis: int | tuple[int, ...] | None = eqx.field(static=True, default=None)
     scalar_hyperparameters = ("clipping", "eps")
 

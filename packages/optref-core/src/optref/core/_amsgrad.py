@@ -10,7 +10,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -40,10 +40,10 @@ class ScaleByAmsgradState(eqx.Module):
 class ScaleByAmsgrad(GradientTransformation):
     """Scale by the first moment over the root of the running maximum of the second."""
 
-    b1: Array = 0.9
-    b2: Array = 0.999
-    eps: Array = 1e-8
-    eps_root: Array = 0.0
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     mu_dtype: Any = eqx.field(static=True, default=None)
     bias_correction_mu: bool = eqx.field(static=True, default=True)
     bias_correction_nu: bool = eqx.field(static=True, default=True)

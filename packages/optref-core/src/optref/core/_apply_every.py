@@ -6,6 +6,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
@@ -30,7 +31,7 @@ class ApplyEveryState(eqx.Module):
 
 
 def as_step_count(value: Any) -> Any:
-    """A number of steps as an integer array (a traced value passes through)."""
+    """A number of steps as an array (a traced value passes through): a field converter."""
     if isinstance(value, jax.core.Tracer):
         return value
     return jnp.asarray(value)
@@ -39,11 +40,7 @@ def as_step_count(value: Any) -> Any:
 class ApplyEvery(GradientTransformation):
     """Sum the updates over ``k`` steps; emit the sum at the ``k``-th, zeros before."""
 
-    k: Array = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "k", as_step_count(self.k))
+    k: Array = eqx.field(default=1, converter=as_step_count)
 
     def __check_init__(self) -> None:
         check_range(self, "k", self.k, 1)

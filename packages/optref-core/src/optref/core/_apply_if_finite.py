@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Int, PyTree, jaxtyped
 
+from ._apply_every import as_step_count
 from ._base import GradientTransformation, check_state
 from ._hyperparameters import check_range
 from ._inner import check_inner, inner_update_if
@@ -51,14 +52,7 @@ class ApplyIfFinite(GradientTransformation):
     """The inner transformation, skipped (zero updates) when the updates are not finite."""
 
     inner: GradientTransformation
-    max_consecutive_errors: Array
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        value = self.max_consecutive_errors
-        if not isinstance(value, jax.core.Tracer):
-            value = jnp.asarray(value)
-        object.__setattr__(self, "max_consecutive_errors", value)
+    max_consecutive_errors: Array = eqx.field(converter=as_step_count)
 
     def __check_init__(self) -> None:
         check_inner("apply_if_finite", "inner", self.inner)

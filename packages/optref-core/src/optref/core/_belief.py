@@ -10,7 +10,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -39,10 +39,10 @@ class ScaleByBeliefState(eqx.Module):
 class ScaleByBelief(GradientTransformation):
     """Scale by the first moment over the root of the "belief" ``EMA((g - m)^2) + eps_root``."""
 
-    b1: Array = 0.9
-    b2: Array = 0.999
-    eps: Array = 1e-16
-    eps_root: Array = 1e-16
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-16, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=1e-16, converter=as_scalar_hyperparameter)
     nesterov: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype, safe_rms
 from ._stateless import _StatelessBase
 
@@ -16,7 +17,7 @@ __all__ = ["ClipByBlockRms", "clip_by_block_rms"]
 class ClipByBlockRms(_StatelessBase):
     """Rescale each leaf whose RMS exceeds ``threshold`` down to it."""
 
-    threshold: Array
+    threshold: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("threshold",)
 
     def __check_init__(self) -> None:

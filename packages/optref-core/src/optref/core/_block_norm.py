@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 
+import equinox as eqx
 import jax
 from jaxtyping import Array, PyTree
 
-from ._hyperparameters import check_range, transformation_name
+from ._hyperparameters import as_scalar_hyperparameter, check_range, transformation_name
 from ._numerics import compute_dtype, safe_l2_norm, safe_rms
 from ._stateless import _StatelessBase
 
@@ -49,7 +50,7 @@ class ScaleByPerLeafFactor(_StatelessBase):
 class ScaleByParamBlockNorm(ScaleByPerLeafFactor):
     """Multiply each leaf of the updates by ``max(‖p‖₂, min_scale)`` of its param."""
 
-    min_scale: Array = 1e-3
+    min_scale: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("min_scale",)
 
     def __check_init__(self) -> None:
@@ -62,7 +63,7 @@ class ScaleByParamBlockNorm(ScaleByPerLeafFactor):
 class ScaleByParamBlockRms(ScaleByPerLeafFactor):
     """Multiply each leaf of the updates by ``max(rms(p), min_scale)`` of its param."""
 
-    min_scale: Array = 1e-3
+    min_scale: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("min_scale",)
 
     def __check_init__(self) -> None:

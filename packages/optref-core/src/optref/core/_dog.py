@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Inexact, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_sqrt
 from ._tree import tree_cast, tree_map_unzip
 from ._typecheck import typechecker
@@ -39,10 +39,10 @@ class ScaleByDistanceOverGradientsState(eqx.Module):
 class ScaleByDistanceOverGradients(GradientTransformation):
     """``u = s · max_dist / sqrt(Σ‖g‖² + eps) · g``, per leaf."""
 
-    reps_rel: Array = 1e-6
-    eps: Array = 1e-8
+    reps_rel: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
     param_dtype: Any = eqx.field(static=True, default=jnp.float32)
-    global_scale: Array = 1.0
+    global_scale: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("reps_rel", "eps", "global_scale")
 
     def __check_init__(self) -> None:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import bias_correction, compute_dtype, safe_increment
 from ._tree import tree_map_unzip
 from ._typecheck import typechecker
@@ -29,7 +29,7 @@ class EmaState(eqx.Module):
 class Ema(GradientTransformation):
     """``ema = decay * ema + (1 - decay) * g``; the update is the (debiased) average."""
 
-    decay: Array
+    decay: Array = eqx.field(converter=as_scalar_hyperparameter)
     debias: bool = eqx.field(static=True, default=True)
     accumulator_dtype: Any = eqx.field(static=True, default=None)
     scalar_hyperparameters = ("decay",)

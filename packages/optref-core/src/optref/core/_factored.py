@@ -15,7 +15,7 @@ from ._block_clipping import clip_by_block_rms
 from ._block_norm import scale_by_param_block_rms
 from ._chain import Chain, chain
 from ._ema import ema
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_increment, safe_sqrt
 from ._scale import scale, scale_by_learning_rate
 from ._tree import tree_map_unzip
@@ -90,10 +90,10 @@ class ScaleByFactoredRms(GradientTransformation):
     """Adafactor's scaling by a factored second moment."""
 
     factored: bool = eqx.field(static=True, default=True)
-    decay_rate: Array = 0.8
+    decay_rate: Array = eqx.field(default=0.8, converter=as_scalar_hyperparameter)
     step_offset: Any = 0
     min_dim_size_to_factor: int = eqx.field(static=True, default=128)
-    epsilon: Array = 1e-30
+    epsilon: Array = eqx.field(default=1e-30, converter=as_scalar_hyperparameter)
     decay_rate_fn: Callable[[Array, Array], ArrayLike] = decay_rate_pow
     scalar_hyperparameters = ("decay_rate", "epsilon")
 

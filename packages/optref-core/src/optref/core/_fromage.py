@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
@@ -42,17 +43,18 @@ def fromage(learning_rate: ScalarOrSchedule, min_norm: float | Array = 1e-6) -> 
     Reference: Bernstein, Vahdat, Yue & Liu, *On the distance between two neural
     networks and the stability of learning* (2020). Optax: ``optax.fromage``.
     """
-    if not callable(learning_rate) or isinstance(learning_rate, jnp.ndarray):
-        mult, decay = _shrink(learning_rate)
+    if isinstance(learning_rate, jax.Array) or not callable(learning_rate):
+        mult, weight_decay = _shrink(learning_rate)
         return chain(
             scale_by_trust_ratio(min_norm),
             scale_by_learning_rate(learning_rate * mult),
-            add_decayed_weights(decay),
+            add_decayed_weights(weight_decay),
         )
     schedule: Callable[[Array], ArrayLike] = learning_rate
 
     def rate(count: Array) -> Array:
-        return schedule(count) * _shrink(schedule(count))[0]
+        value = jnp.asarray(schedule(count))
+        return value * _shrink(value)[0]
 
     def decay(count: Array) -> Array:
         return _shrink(schedule(count))[1]

@@ -12,7 +12,7 @@ from jaxtyping import Array, Int, PyTree, jaxtyped
 
 from ._apply_every import as_step_count
 from ._base import GradientTransformation, check_state
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._inner import check_inner
 from ._numerics import compute_dtype
 from ._tree import tree_where
@@ -50,14 +50,10 @@ class Lookahead(GradientTransformation):
     """``sync_period`` steps of ``fast_optimizer``, then the slow params move toward the fast."""
 
     fast_optimizer: GradientTransformation
-    sync_period: Array
-    slow_step_size: Array
+    sync_period: Array = eqx.field(converter=as_step_count)
+    slow_step_size: Array = eqx.field(converter=as_scalar_hyperparameter)
     reset_state: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = ("slow_step_size",)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "sync_period", as_step_count(self.sync_period))
 
     def __check_init__(self) -> None:
         check_inner("lookahead", "fast_optimizer", self.fast_optimizer)

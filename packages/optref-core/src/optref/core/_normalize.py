@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 from jaxtyping import Array, PyTree
 
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype, safe_div
 from ._stateless import _StatelessBase
 from ._tree import tree_l2_norm
@@ -16,8 +17,8 @@ __all__ = ["NormalizeByUpdateNorm", "normalize_by_update_norm"]
 class NormalizeByUpdateNorm(_StatelessBase):
     """``scale_factor * u / (‖u‖ + eps)``."""
 
-    scale_factor: Array = 1.0
-    eps: Array = 1e-6
+    scale_factor: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("scale_factor", "eps")
 
     def __check_init__(self) -> None:

@@ -11,7 +11,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, adaptive_ratio, compute_dtype, moving_average, safe_increment
 from ._scale import scale_by_learning_rate
 from ._tree import tree_map_unzip, tree_zeros_like
@@ -32,11 +32,11 @@ class ScaleByNovogradState(eqx.Module):
 class ScaleByNovograd(GradientTransformation):
     """NovoGrad's scaling: per-leaf normalisation by an EMA of squared gradient norms."""
 
-    b1: Array = 0.9
-    b2: Array = 0.25
-    eps: Array = 1e-8
-    eps_root: Array = 0.0
-    weight_decay: Array = 0.0
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.25, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    weight_decay: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     mu_dtype: Any = eqx.field(static=True, default=None)
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root", "weight_decay")
 

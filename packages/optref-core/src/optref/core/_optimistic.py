@@ -11,7 +11,7 @@ from jaxtyping import Array, Bool, Inexact, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype
 from ._scale import scale_by_learning_rate
 from ._tree import tree_zeros_like
@@ -36,8 +36,8 @@ class ScaleByOptimisticGradientState(eqx.Module):
 class ScaleByOptimisticGradient(GradientTransformation):
     """``(alpha + beta) g_t - beta g_{t-1}``, and ``alpha g_0`` on the first step."""
 
-    alpha: Array = 1.0
-    beta: Array = 1.0
+    alpha: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
+    beta: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("alpha", "beta")
 
     def __check_init__(self) -> None:

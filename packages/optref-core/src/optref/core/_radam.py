@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, PyTree
 from ._adam import ScaleByAdamState
 from ._base import GradientTransformation, check_state
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -112,11 +112,11 @@ class ScaleByRadam(GradientTransformation):
     """Adam's step times the rectification ``r_t`` once ``rho_t >= threshold``; before that,
     the bias-corrected momentum alone."""
 
-    b1: Array = 0.9
-    b2: Array = 0.999
-    eps: Array = 1e-8
-    eps_root: Array = 0.0
-    threshold: Array = 5.0
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    threshold: Array = eqx.field(default=5.0, converter=as_scalar_hyperparameter)
     nesterov: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root", "threshold")
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, adaptive_ratio, compute_dtype, safe_increment
 from ._numerics import bias_correction as _bias_correction
 from ._tree import tree_full_like, tree_map_unzip
@@ -58,9 +58,9 @@ class _ScaleBySecondMoment(GradientTransformation):
     """What :class:`ScaleByRms` and :class:`ScaleByStddev` share: their hyperparameters,
     their validation and the optional bias correction."""
 
-    decay: Array = 0.9
-    eps: Array = 1e-8
-    initial_scale: Array = 0.0
+    decay: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
+    initial_scale: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     eps_in_sqrt: bool = eqx.field(static=True, default=True)
     bias_correction: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = ("decay", "eps", "initial_scale")
@@ -106,7 +106,7 @@ class ScaleByRms(_ScaleBySecondMoment):
             return scaled.astype(g.dtype), nu.astype(v.dtype)
 
         new_updates, nu = tree_map_unzip(step, 2, updates, state.nu)
-        if self.bias_correction:
+        if count is not None:  # with bias correction
             return new_updates, ScaleByRmsWithCountState(count, nu)
         return new_updates, ScaleByRmsState(nu)
 

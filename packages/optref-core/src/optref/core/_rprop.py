@@ -11,7 +11,7 @@ from jaxtyping import Array, Float, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import check_range, is_concrete
+from ._hyperparameters import as_scalar_hyperparameter, check_range, is_concrete
 from ._numerics import compute_dtype
 from ._scale import scale
 from ._tree import tree_full_like, tree_map_unzip, tree_zeros_like
@@ -32,11 +32,11 @@ class ScaleByRpropState(eqx.Module):
 class ScaleByRprop(GradientTransformation):
     """iRprop⁻: grow the step where the sign holds, shrink it and skip where it flips."""
 
-    learning_rate: Array
-    eta_minus: Array = 0.5
-    eta_plus: Array = 1.2
-    min_step_size: Array = 1e-6
-    max_step_size: Array = 50.0
+    learning_rate: Array = eqx.field(converter=as_scalar_hyperparameter)
+    eta_minus: Array = eqx.field(default=0.5, converter=as_scalar_hyperparameter)
+    eta_plus: Array = eqx.field(default=1.2, converter=as_scalar_hyperparameter)
+    min_step_size: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)
+    max_step_size: Array = eqx.field(default=50.0, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = (
         "learning_rate",
         "eta_minus",

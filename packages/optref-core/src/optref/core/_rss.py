@@ -10,7 +10,7 @@ from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_sqrt
 from ._scale import scale_by_learning_rate
 from ._tree import tree_full_like, tree_map_unzip
@@ -29,8 +29,8 @@ class ScaleByRssState(eqx.Module):
 class ScaleByRss(GradientTransformation):
     """``g / sqrt(Σ|g|² + eps)``, zero where the sum is zero."""
 
-    initial_accumulator_value: Array = 0.1
-    eps: Array = 1e-7
+    initial_accumulator_value: Array = eqx.field(default=0.1, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-7, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("initial_accumulator_value", "eps")
 
     def __check_init__(self) -> None:

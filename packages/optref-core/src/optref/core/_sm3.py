@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype, safe_sqrt
 from ._scale import scale
 from ._tree import tree_map_unzip, tree_zeros_like
@@ -43,9 +43,9 @@ def _axis_zeros(p: Array) -> list[Array]:
 class ScaleBySm3(GradientTransformation):
     """SM3-II's accumulators, the scaled gradient, then momentum ``b1``."""
 
-    b1: Array = 0.9
-    b2: Array = 1.0
-    eps: Array = 1e-8
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("b1", "b2", "eps")
 
     def __check_init__(self) -> None:

@@ -77,7 +77,7 @@ class ScaleByStddev(_ScaleBySecondMoment):
             return scaled.astype(g.dtype), mu.astype(m.dtype), nu.astype(v.dtype)
 
         new_updates, mu, nu = tree_map_unzip(step, 3, updates, state.mu, state.nu)
-        if self.bias_correction:
+        if count is not None:  # with bias correction
             return new_updates, ScaleByRStdDevWithCountState(count, mu, nu)
         return new_updates, ScaleByRStdDevState(mu, nu)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
@@ -11,7 +12,7 @@ from jaxtyping import Array, PyTree
 from ._adam import scale_by_adam
 from ._block_norm import ScaleByPerLeafFactor
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._mask_tree import broadcast_mask
 from ._momentum import trace
 from ._numerics import safe_div, safe_l2_norm
@@ -31,9 +32,9 @@ class ScaleByTrustRatio(ScaleByPerLeafFactor):
     is ``False`` pass through unscaled, as under Optax's ``masked``.
     """
 
-    min_norm: Array = 0.0
-    trust_coefficient: Array = 1.0
-    eps: Array = 0.0
+    min_norm: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    trust_coefficient: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     mask: MaskOrFn = None
     scalar_hyperparameters = ("min_norm", "trust_coefficient", "eps")
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import ScaleByAdamState
 from ._base import GradientTransformation, check_state
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -28,11 +29,11 @@ __all__ = ["ScaleByYogi", "scale_by_yogi", "yogi"]
 class ScaleByYogi(GradientTransformation):
     """Scale by Yogi's bias-corrected moments."""
 
-    b1: Array = 0.9
-    b2: Array = 0.999
-    eps: Array = 1e-3
-    eps_root: Array = 0.0
-    initial_accumulator_value: Array = 1e-6
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    initial_accumulator_value: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root", "initial_accumulator_value")
 
     def __check_init__(self) -> None:

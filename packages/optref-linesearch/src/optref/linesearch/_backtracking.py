@@ -17,6 +17,7 @@ from optref.core import (
     tree_scale,
     tree_zeros_like,
 )
+from optref.core._hyperparameters import as_scalar_hyperparameter
 from optref.core._typecheck import typechecker
 
 from ._arguments import linesearch_arguments, static_int
@@ -86,12 +87,12 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
     """Scale the updates by the largest tried step size that decreases the objective enough."""
 
     max_backtracking_steps: int = eqx.field(static=True)
-    slope_rtol: Array = 1e-4
-    decrease_factor: Array = 0.8
-    increase_factor: Array = 1.5
-    max_learning_rate: Array = 1.0
-    atol: Array = 0.0
-    rtol: Array = 0.0
+    slope_rtol: Array = eqx.field(default=1e-4, converter=as_scalar_hyperparameter)
+    decrease_factor: Array = eqx.field(default=0.8, converter=as_scalar_hyperparameter)
+    increase_factor: Array = eqx.field(default=1.5, converter=as_scalar_hyperparameter)
+    max_learning_rate: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
+    atol: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    rtol: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     store_grad: bool = eqx.field(static=True, default=False)
     verbose: bool = eqx.field(static=True, default=False)
     differentiable: bool = eqx.field(static=True, default=False)

@@ -24,6 +24,7 @@ from optref.core import (
     tree_where,
     tree_zeros_like,
 )
+from optref.core._hyperparameters import as_scalar_hyperparameter
 from optref.core._typecheck import typechecker
 
 from ._arguments import linesearch_arguments, static_int
@@ -125,12 +126,12 @@ class ScaleByZoomLinesearch(GradientTransformation):
 
     max_linesearch_steps: int = eqx.field(static=True)
     max_learning_rate: Array | None = None
-    tol: Array = 0.0
-    increase_factor: Array = 2.0
-    slope_rtol: Array = 1e-4
-    curv_rtol: Array = 0.9
+    tol: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    increase_factor: Array = eqx.field(default=2.0, converter=as_scalar_hyperparameter)
+    slope_rtol: Array = eqx.field(default=1e-4, converter=as_scalar_hyperparameter)
+    curv_rtol: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     approx_dec_rtol: Array | None = 1e-6
-    stepsize_precision: Array = 1e-5
+    stepsize_precision: Array = eqx.field(default=1e-5, converter=as_scalar_hyperparameter)
     initial_guess_strategy: str = eqx.field(static=True, default="keep")
     verbose: bool = eqx.field(static=True, default=False)
     differentiable: bool = eqx.field(static=True, default=False)
