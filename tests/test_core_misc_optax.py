@@ -13,7 +13,6 @@ instead (see ``_EXPECTED``, ``_LOOSE_RTOL``, ``_NEGATIVE_VARIANCE_IN_OPTAX``).
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,8 @@ jax.config.update("jax_enable_x64", True)
 
 optax = pytest.importorskip("optax")
 
-from optref.audit import PROBLEMS  # noqa: E402
+import optref.core as oc  # noqa: E402
+from optref.audit import PROBLEMS, resolve_name  # noqa: E402
 from optref.core._case import Call, Case  # noqa: E402
 from optref.core._cases_misc import MISC_CASES  # noqa: E402
 
@@ -36,17 +36,12 @@ STEPS = 50
 # -- building both libraries' transformations ----------------------------------------
 
 
-def _resolve(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
 def _build(case: Case, library: str) -> Any:
     kwargs = dict(case.kwargs if library == "optref" else (case.optax_kwargs or case.kwargs))
     for key, value in kwargs.items():
         if isinstance(value, Call):
-            kwargs[key] = _resolve(getattr(value, library))(**value.kwargs)
-    factory = _resolve(case.optref if library == "optref" else case.optax)
+            kwargs[key] = resolve_name(getattr(value, library))(**value.kwargs)
+    factory = resolve_name(case.optref if library == "optref" else case.optax)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return factory(**kwargs)
@@ -212,7 +207,7 @@ def test_default_adafactor_decay_differs_from_optax_at_float32_precision_only() 
 
 def test_noise_stream_is_optax_stream() -> None:
     params = {"a": jnp.ones((3, 2)), "b": None, "c": jnp.zeros(4, jnp.complex128)}
-    ours = _resolve("optref.core.add_noise")(0.1, 0.5, key=7)
+    ours = resolve_name("optref.core.add_noise")(0.1, 0.5, key=7)
     theirs = optax.add_noise(0.1, 0.5, key=7)
     s_ours, s_theirs = ours.init(params), theirs.init(params)
     for _ in range(3):
@@ -223,7 +218,7 @@ def test_noise_stream_is_optax_stream() -> None:
 
 
 def test_scale_gradient_matches_optax() -> None:
-    scale_gradient = _resolve("optref.core.scale_gradient")
+    scale_gradient = resolve_name("optref.core.scale_gradient")
     x = {"w": jnp.arange(3.0), "v": jnp.ones(2)}
 
     def loss(fn: Callable[[Any, Any], Any], x: Any, s: Any) -> jax.Array:
@@ -235,3 +230,24 @@ def test_scale_gradient_matches_optax() -> None:
         theirs = jax.grad(loss, argnums=1)(optax.scale_gradient, x, s)
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-15)
+
+
+def test_centered_rmsprop_on_complex_params_gets_the_real_root_where_optax_rotates() -> None:
+    """On the first bias-corrected step the centred variance E|g|^2 - |E g|^2 is exactly
+    zero; rounded, it is about -1e-16. Optax keeps its complex params' second moment complex
+    and takes a complex square root of the negative difference: an imaginary root that
+    rotates and shrinks the step (STDDEV_NEGATIVE_VARIANCE). optref keeps the moment real and
+    the variance at zero, so the step is -lr g / eps, as the formula gives."""
+    params = jnp.array([1.0 + 2.0j, -0.5 + 0.3j, 2.0 - 1.0j, 0.7 + 0.1j, -1.2 - 0.8j])
+    grads = jnp.conj(params - (0.5 - 0.2j))
+    kwargs = {"centered": True, "bias_correction": True, "eps_in_sqrt": False, "eps": 1e-8}
+    ratios = {}
+    for name, module in (("optref", oc), ("optax", optax)):
+        tx = module.rmsprop(0.01, **kwargs)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        ratios[name] = np.asarray(updates / grads)
+    expected = -0.01 / 1e-8
+    error = {name: np.max(np.abs(r / expected - 1)) for name, r in ratios.items()}
+    print(f"max relative error of u / g against -lr / eps: {error}")
+    np.testing.assert_allclose(ratios["optref"], expected, rtol=1e-14)
+    assert error["optax"] > 0.1
