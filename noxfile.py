@@ -7,11 +7,13 @@ inside an environment that already has the dependencies (a machine with no netwo
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PACKAGES = ["core", "schedules", "linesearch", "masking", "compat", "audit"]
 # The optref packages each package needs, installed from this checkout.
 LOCAL_DEPENDENCIES = {
@@ -164,9 +166,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff format, ruff check and pyright, through pre-commit."""
-    session.install("pre-commit")
-    session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure")
+    """ruff format, ruff check and pyright, through pre-commit (the root ``lint`` group)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs)
 
 
 @nox.session
@@ -177,18 +179,81 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
+def _offline(session: nox.Session) -> bool:
+    """``--no-venv``: the running environment already holds every dependency."""
+    return session.venv_backend == "none"
+
+
+def _fresh_env(session: nox.Session, name: str) -> Path:
+    """A new virtual environment under the session's tmp dir; returns its interpreter.
+
+    Offline, it also sees the running environment's site-packages (after its own, and
+    without their ``.pth`` files, so no editable optref install leaks in): what is
+    installed into it then needs no download.
+    """
+    env = Path(session.create_tmp()) / name
+    shutil.rmtree(env, ignore_errors=True)
+    if shutil.which("uv"):
+        session.run("uv", "venv", "-q", "--python", "3.11", str(env))
+    else:
+        session.run("python", "-m", "venv", str(env))
+    python = env / "bin" / "python"
+    if _offline(session):
+        purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'], end='')"
+        running = session.run("python", "-c", purelib, silent=True)
+        ours = session.run(str(python), "-c", purelib, silent=True, external=True)
+        (Path(str(ours)) / "running_env.pth").write_text(f"{running}\n")
+    return python
+
+
+def _install_into(session: nox.Session, python: Path, *args: str) -> None:
+    if shutil.which("uv"):
+        session.run("uv", "pip", "install", "-q", "--python", str(python), *args)
+    else:
+        session.run(str(python), "-m", "pip", "install", "-q", *args, external=True)
+
+
 @nox.session
 def build(session: nox.Session) -> None:
-    """Wheels and sdists of every package, installed from the built files into a fresh env."""
-    session.install("build")
+    """Wheels and sdists of every package, checked with twine; then what
+    ``pip install optref-core optref-linesearch`` gives a user, from the built wheels
+    alone in a fresh env, trains a small model."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "build"))
     dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    if _offline(session):
+        how = ["--no-isolation"]
+    else:
+        how = ["--installer", "uv"] if shutil.which("uv") else []
     for package in PACKAGES:
-        session.run("python", "-m", "build", "--outdir", str(dist), _path(package))
-    wheels = sorted(str(p) for p in dist.glob("optref_*.whl"))
-    session.install(*wheels)
+        session.run("python", "-m", "build", *how, "--outdir", str(dist), _path(package))
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in dist.iterdir()))
+    python = _fresh_env(session, "user")
+    wheels = [str(next(dist.glob(f"optref_{p}-*.whl"))) for p in ("core", "linesearch")]
+    no_deps = ["--no-deps"] if _offline(session) else []
+    _install_into(session, python, *no_deps, *wheels)
+    shares = ["--shares-dependencies"] if _offline(session) else []
+    session.run(str(python), "tests/train_from_wheels.py", *shares, external=True)
+
+
+@nox.session(venv_backend="uv")
+def oldest(session: nox.Session) -> None:
+    """Every package at the lowest versions of the dependencies it declares (uv's
+    ``lowest-direct`` resolution), then a fast subset of optref-core's tests."""
+    session.install("--resolution", "lowest-direct", *[_path(p) for p in PACKAGES])
+    session.install(*TEST_DEPENDENCIES)
     session.run(
         "python",
         "-c",
-        "import optref.core, optref.schedules, optref.linesearch, optref.masking, "
-        "optref.compat, optref.audit; print('all six packages import from their wheels')",
+        "import importlib.metadata as m; "
+        "print(*(f'{d} {m.version(d)}' for d in "
+        "('jax', 'jaxlib', 'equinox', 'jaxtyping', 'beartype', 'optax', 'numpy')), sep=', ')",
+    )
+    session.run(
+        "pytest",
+        "-n",
+        "0",
+        "packages/optref-core/tests/test_kernel.py",
+        "packages/optref-core/tests/test_hyperparameters_as_data.py",
+        *session.posargs,
     )
