@@ -128,7 +128,8 @@ def linesearch_arguments(
             "value_fn=fn); optref.linesearch.value_and_grad_from_state(fn) gives value and "
             "grad, reusing the ones the line search computed."
         )
-    value, grad, value_fn = extra.pop("value"), extra.pop("grad"), extra.pop("value_fn")
+    value, grad = extra.pop("value"), extra.pop("grad")
+    value_fn: Callable[..., Array] = extra.pop("value_fn")
     if not callable(value_fn):
         raise TypeError(f"{where}: value_fn must be callable, got {type(value_fn).__name__}.")
     value = jnp.asarray(value)

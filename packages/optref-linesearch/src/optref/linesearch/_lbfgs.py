@@ -57,9 +57,10 @@ class ScaleByLBFGSState(eqx.Module):
     count: Int[Array, ""]
     params: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
     updates: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
-    diff_params_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable]
-    diff_updates_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable]
-    weights_memory: Float[Array, " memory"]
+    # pyright takes params_like() (an eqx.field without a default) for a default value.
+    diff_params_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable, reportGeneralTypeIssues]
+    diff_updates_memory: PyTree[Inexact[Array, "memory ?*shape"], " P"]  # pyright: ignore[reportUndefinedVariable, reportGeneralTypeIssues]
+    weights_memory: Float[Array, " memory"]  # pyright: ignore[reportGeneralTypeIssues]
 
 
 def _lowest_precision_eps(tree: PyTree) -> float:

@@ -121,16 +121,21 @@ class _Search(eqx.Module):
     safe_curvature_error: Array
 
 
+def _optional_scalar(value: Any) -> Array | None:
+    """``None``, or a scalar hyperparameter as an array: a field converter."""
+    return None if value is None else as_scalar_hyperparameter(value)
+
+
 class ScaleByZoomLinesearch(GradientTransformation):
     """Scale the updates by a step size that satisfies the strong Wolfe conditions."""
 
     max_linesearch_steps: int = eqx.field(static=True)
-    max_learning_rate: Array | None = None
+    max_learning_rate: Array | None = eqx.field(default=None, converter=_optional_scalar)
     tol: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     increase_factor: Array = eqx.field(default=2.0, converter=as_scalar_hyperparameter)
     slope_rtol: Array = eqx.field(default=1e-4, converter=as_scalar_hyperparameter)
     curv_rtol: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
-    approx_dec_rtol: Array | None = 1e-6
+    approx_dec_rtol: Array | None = eqx.field(default=1e-6, converter=_optional_scalar)
     stepsize_precision: Array = eqx.field(default=1e-5, converter=as_scalar_hyperparameter)
     initial_guess_strategy: str = eqx.field(static=True, default="keep")
     verbose: bool = eqx.field(static=True, default=False)

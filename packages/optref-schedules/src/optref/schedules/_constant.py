@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from ._base import Schedule, as_count
+from ._validation import as_array
 
 __all__ = ["ConstantSchedule", "constant_schedule"]
 
@@ -13,7 +15,7 @@ __all__ = ["ConstantSchedule", "constant_schedule"]
 class ConstantSchedule(Schedule):
     """``value`` at every step."""
 
-    value: Array
+    value: Array = eqx.field(converter=as_array)
     value_parameters = ("value",)
 
     def __call__(self, count: ArrayLike) -> Array:

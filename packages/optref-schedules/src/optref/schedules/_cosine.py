@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 from jaxtyping import Array, ArrayLike
 
 from ._base import Schedule, as_count, value_dtypes
 from ._transition import transition
-from ._validation import check_steps, check_value
+from ._validation import as_array, check_steps, check_value
 
 __all__ = ["CosineDecaySchedule", "check_exponent", "cosine_decay_schedule"]
 
@@ -26,10 +27,10 @@ def check_exponent(owner: Schedule, exponent: Array) -> None:
 class CosineDecaySchedule(Schedule):
     """``init_value * ((1 - alpha) * (½(1 + cos(π t / T)))**exponent + alpha)``."""
 
-    init_value: Array
-    decay_steps: Array
-    alpha: Array = 0.0
-    exponent: Array = 1.0
+    init_value: Array = eqx.field(converter=as_array)
+    decay_steps: Array = eqx.field(converter=as_array)
+    alpha: Array = eqx.field(default=0.0, converter=as_array)
+    exponent: Array = eqx.field(default=1.0, converter=as_array)
     value_parameters = ("init_value", "alpha", "exponent")
     step_parameters = ("decay_steps",)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from ._base import Schedule, as_count, value_dtypes
-from ._validation import check_steps, check_value
+from ._validation import as_array, as_optional_array, check_steps, check_value
 
 __all__ = ["ExponentialDecay", "check_exponential_arguments", "exponential_decay"]
 
@@ -72,12 +72,12 @@ def check_exponential_arguments(
 class ExponentialDecay(Schedule):
     """``init_value * decay_rate ** ((t - transition_begin) / transition_steps)``."""
 
-    init_value: Array
-    transition_steps: Array
-    decay_rate: Array
-    transition_begin: Array = 0
+    init_value: Array = eqx.field(converter=as_array)
+    transition_steps: Array = eqx.field(converter=as_array)
+    decay_rate: Array = eqx.field(converter=as_array)
+    transition_begin: Array = eqx.field(default=0, converter=as_array)
     staircase: bool = eqx.field(static=True, default=False)
-    end_value: Array | None = None
+    end_value: Array | None = eqx.field(default=None, converter=as_optional_array)
     value_parameters = ("init_value", "decay_rate", "end_value")
     step_parameters = ("transition_steps", "transition_begin")
 

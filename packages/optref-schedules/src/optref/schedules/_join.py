@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Int
 
 from ._base import Schedule, as_count
-from ._validation import ScheduleArgumentError, check_increasing, check_steps
+from ._validation import ScheduleArgumentError, as_array, check_increasing, check_steps
 
 __all__ = ["JoinSchedules", "join_at", "join_schedules"]
 
@@ -33,7 +34,7 @@ class JoinSchedules(Schedule):
     """``schedules[k]``, restarted from count 0, from ``boundaries[k - 1]`` on."""
 
     schedules: tuple[Callable[[Array], ArrayLike], ...]
-    boundaries: Int[Array, " n"]
+    boundaries: Int[Array, " n"] = eqx.field(converter=as_array)
     step_parameters = ("boundaries",)
 
     def __check_init__(self) -> None:

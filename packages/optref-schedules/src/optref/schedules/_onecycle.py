@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
@@ -10,6 +12,7 @@ from ._base import Schedule, as_count, value_dtypes
 from ._piecewise import interpolate_value
 from ._validation import (
     ScheduleArgumentError,
+    as_array,
     as_static_steps,
     check_steps,
     check_value,
@@ -24,8 +27,11 @@ __all__ = [
     "linear_onecycle_schedule",
 ]
 
+# Either one-cycle schedule: the helpers below read fields that both have.
+_Onecycle: TypeAlias = "CosineOnecycleSchedule | LinearOnecycleSchedule"
 
-def _convert_static(owner: Schedule, fractions: tuple[str, ...]) -> None:
+
+def _convert_static(owner: _Onecycle, fractions: tuple[str, ...]) -> None:
     """Make ``transition_steps`` a Python int and the fractions Python floats."""
     steps = as_static_steps(owner, "transition_steps", owner.transition_steps)
     object.__setattr__(owner, "transition_steps", steps)
@@ -43,7 +49,7 @@ def _convert_static(owner: Schedule, fractions: tuple[str, ...]) -> None:
         object.__setattr__(owner, name, value)
 
 
-def _check(owner: Schedule, boundaries: list[int], fractions: tuple[str, ...]) -> None:
+def _check(owner: _Onecycle, boundaries: list[int], fractions: tuple[str, ...]) -> None:
     check_steps(owner, "transition_steps", owner.transition_steps, 1)
     for name in ("div_factor", "final_div_factor"):
         check_value(owner, name, getattr(owner, name), 0.0, low_inclusive=False)
@@ -94,10 +100,10 @@ class CosineOnecycleSchedule(Schedule):
     """Cosine from ``peak_value / div_factor`` up to ``peak_value``, then down to the end."""
 
     transition_steps: int = eqx.field(static=True)
-    peak_value: Array
+    peak_value: Array = eqx.field(converter=as_array)
     pct_start: float = eqx.field(static=True, default=0.3)
-    div_factor: Array = 25.0
-    final_div_factor: Array = 1e4
+    div_factor: Array = eqx.field(default=25.0, converter=as_array)
+    final_div_factor: Array = eqx.field(default=1e4, converter=as_array)
     value_parameters = ("peak_value", "div_factor", "final_div_factor")
 
     def __post_init__(self) -> None:
@@ -119,11 +125,11 @@ class LinearOnecycleSchedule(Schedule):
     """Linear up to ``peak_value``, down to ``peak_value / div_factor``, then to the end."""
 
     transition_steps: int = eqx.field(static=True)
-    peak_value: Array
+    peak_value: Array = eqx.field(converter=as_array)
     pct_start: float = eqx.field(static=True, default=0.3)
     pct_final: float = eqx.field(static=True, default=0.85)
-    div_factor: Array = 25.0
-    final_div_factor: Array = 1e4
+    div_factor: Array = eqx.field(default=25.0, converter=as_array)
+    final_div_factor: Array = eqx.field(default=1e4, converter=as_array)
     value_parameters = ("peak_value", "div_factor", "final_div_factor")
 
     def __post_init__(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -13,6 +12,7 @@ from ._base import Schedule, as_count, value_dtypes
 from ._transition import transition
 from ._validation import (
     ScheduleArgumentError,
+    as_array,
     check_increasing,
     check_steps,
     check_value,
@@ -95,9 +95,9 @@ def interpolate_value(
 class PiecewiseConstantSchedule(Schedule):
     """``init_value`` times the product of the ``scales`` whose boundary has been reached."""
 
-    init_value: Array
-    boundaries: Int[Array, " n"]
-    scales: Float[Array, " n"]
+    init_value: Array = eqx.field(converter=as_array)
+    boundaries: Int[Array, " n"] = eqx.field(converter=as_array)
+    scales: Float[Array, " n"] = eqx.field(converter=as_array)
     value_parameters = ("init_value", "scales")
     step_parameters = ("boundaries",)
 
@@ -114,10 +114,10 @@ class PiecewiseConstantSchedule(Schedule):
 class PiecewiseInterpolateSchedule(Schedule):
     """Linear or cosine interpolation between the cumulatively scaled values at boundaries."""
 
-    interpolate_type: Literal["linear", "cosine"] = eqx.field(static=True)
-    init_value: Array
-    boundaries: Int[Array, " n"]
-    scales: Float[Array, " n"]
+    interpolate_type: str = eqx.field(static=True)
+    init_value: Array = eqx.field(converter=as_array)
+    boundaries: Int[Array, " n"] = eqx.field(converter=as_array)
+    scales: Float[Array, " n"] = eqx.field(converter=as_array)
     value_parameters = ("init_value", "scales")
     step_parameters = ("boundaries",)
 

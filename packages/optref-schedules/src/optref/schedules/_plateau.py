@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 from ._validation import (
     ScheduleArgumentError,
+    as_array,
     check_steps,
     check_value,
     convert_fields,
@@ -79,13 +80,13 @@ class ReduceOnPlateau(eqx.Module):
     so it is an ``eqx.Module`` with those methods rather than a subclass).
     """
 
-    factor: Array = 0.1
-    patience: Array = 10
-    rtol: Array = 1e-4
-    atol: Array = 0.0
-    cooldown: Array = 0
-    accumulation_size: Array = 1
-    min_scale: Array = 0.0
+    factor: Array = eqx.field(default=0.1, converter=as_array)
+    patience: Array = eqx.field(default=10, converter=as_array)
+    rtol: Array = eqx.field(default=1e-4, converter=as_array)
+    atol: Array = eqx.field(default=0.0, converter=as_array)
+    cooldown: Array = eqx.field(default=0, converter=as_array)
+    accumulation_size: Array = eqx.field(default=1, converter=as_array)
+    min_scale: Array = eqx.field(default=0.0, converter=as_array)
 
     def __post_init__(self) -> None:
         convert_fields(

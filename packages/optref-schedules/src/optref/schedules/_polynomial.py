@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 from jaxtyping import Array, ArrayLike
 
 from ._base import Schedule, as_count, value_dtypes
 from ._transition import transition
-from ._validation import check_steps, check_value
+from ._validation import as_array, check_steps, check_value
 
 __all__ = ["LinearSchedule", "PolynomialSchedule", "linear_schedule", "polynomial_schedule"]
 
@@ -51,11 +52,11 @@ def polynomial_value(
 class PolynomialSchedule(Schedule):
     """``(init_value - end_value) * (1 - s)**power + end_value`` over ``transition_steps``."""
 
-    init_value: Array
-    end_value: Array
-    power: Array
-    transition_steps: Array
-    transition_begin: Array = 0
+    init_value: Array = eqx.field(converter=as_array)
+    end_value: Array = eqx.field(converter=as_array)
+    power: Array = eqx.field(converter=as_array)
+    transition_steps: Array = eqx.field(converter=as_array)
+    transition_begin: Array = eqx.field(default=0, converter=as_array)
     value_parameters = ("init_value", "end_value", "power")
     step_parameters = ("transition_steps", "transition_begin")
 
@@ -84,10 +85,10 @@ class PolynomialSchedule(Schedule):
 class LinearSchedule(Schedule):
     """A straight line from ``init_value`` to ``end_value`` over ``transition_steps``."""
 
-    init_value: Array
-    end_value: Array
-    transition_steps: Array
-    transition_begin: Array = 0
+    init_value: Array = eqx.field(converter=as_array)
+    end_value: Array = eqx.field(converter=as_array)
+    transition_steps: Array = eqx.field(converter=as_array)
+    transition_begin: Array = eqx.field(default=0, converter=as_array)
     value_parameters = ("init_value", "end_value")
     step_parameters = ("transition_steps", "transition_begin")
 

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike
 
 __all__ = [
     "ScheduleArgumentError",
+    "as_array",
+    "as_optional_array",
     "as_static_steps",
     "as_steps",
     "as_value",
@@ -155,6 +158,21 @@ def as_static_steps(owner: object | str, name: str, value: Any) -> int:
             f"{array.shape}."
         )
     return int(array)
+
+
+def as_array(value: ArrayLike | Sequence[ArrayLike]) -> Array:
+    """The field converter of a schedule's parameters: ``value`` as a JAX array.
+
+    :func:`convert_fields` has already converted the parameter (with an error that names
+    the schedule and the parameter) when Equinox applies it, so it returns the array it
+    is given; declaring it tells type checkers that the constructor takes numbers.
+    """
+    return jnp.asarray(value)
+
+
+def as_optional_array(value: ArrayLike | Sequence[ArrayLike] | None) -> Array | None:
+    """:func:`as_array` for an optional parameter: ``None`` stays ``None``."""
+    return None if value is None else jnp.asarray(value)
 
 
 def convert_fields(module: object, values: Iterable[str] = (), steps: Iterable[str] = ()) -> None:

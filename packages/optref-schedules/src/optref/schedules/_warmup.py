@@ -11,7 +11,7 @@ from ._cosine import check_exponent
 from ._exponential import check_exponential_arguments, exponential_value
 from ._polynomial import ZERO_STEPS_NOTE, polynomial_value
 from ._transition import transition
-from ._validation import check_steps
+from ._validation import as_array, as_optional_array, check_steps
 
 __all__ = [
     "WarmupConstantSchedule",
@@ -30,9 +30,9 @@ def _warmup(count: Array, init_value: Array, peak_value: Array, warmup_steps: Ar
 class WarmupConstantSchedule(Schedule):
     """A linear warmup from ``init_value`` to ``peak_value``, then ``peak_value``."""
 
-    init_value: Array
-    peak_value: Array
-    warmup_steps: Array
+    init_value: Array = eqx.field(converter=as_array)
+    peak_value: Array = eqx.field(converter=as_array)
+    warmup_steps: Array = eqx.field(converter=as_array)
     value_parameters = ("init_value", "peak_value")
     step_parameters = ("warmup_steps",)
 
@@ -46,12 +46,12 @@ class WarmupConstantSchedule(Schedule):
 class WarmupCosineDecaySchedule(Schedule):
     """A linear warmup to ``peak_value``, then a cosine decay to ``end_value``."""
 
-    init_value: Array
-    peak_value: Array
-    warmup_steps: Array
-    decay_steps: Array
-    end_value: Array = 0.0
-    exponent: Array = 1.0
+    init_value: Array = eqx.field(converter=as_array)
+    peak_value: Array = eqx.field(converter=as_array)
+    warmup_steps: Array = eqx.field(converter=as_array)
+    decay_steps: Array = eqx.field(converter=as_array)
+    end_value: Array = eqx.field(default=0.0, converter=as_array)
+    exponent: Array = eqx.field(default=1.0, converter=as_array)
     value_parameters = ("init_value", "peak_value", "end_value", "exponent")
     step_parameters = ("warmup_steps", "decay_steps")
 
@@ -84,14 +84,14 @@ class WarmupCosineDecaySchedule(Schedule):
 class WarmupExponentialDecaySchedule(Schedule):
     """A linear warmup to ``peak_value``, then :func:`exponential_decay` from ``peak_value``."""
 
-    init_value: Array
-    peak_value: Array
-    warmup_steps: Array
-    transition_steps: Array
-    decay_rate: Array
-    transition_begin: Array = 0
+    init_value: Array = eqx.field(converter=as_array)
+    peak_value: Array = eqx.field(converter=as_array)
+    warmup_steps: Array = eqx.field(converter=as_array)
+    transition_steps: Array = eqx.field(converter=as_array)
+    decay_rate: Array = eqx.field(converter=as_array)
+    transition_begin: Array = eqx.field(default=0, converter=as_array)
     staircase: bool = eqx.field(static=True, default=False)
-    end_value: Array | None = None
+    end_value: Array | None = eqx.field(default=None, converter=as_optional_array)
     value_parameters = ("init_value", "peak_value", "decay_rate", "end_value")
     step_parameters = ("warmup_steps", "transition_steps", "transition_begin")
 
