@@ -24,7 +24,7 @@ LOCAL_DEPENDENCIES = {
     "compat": ["core"],
     "audit": ["core", "schedules", "linesearch", "masking", "compat"],
 }
-TEST_DEPENDENCIES = ["pytest>=8", "pytest-xdist>=3.5", "numpy", "scipy"]
+TEST_DEPENDENCIES = ["pytest>=8", "pytest-xdist>=3.5", "numpy", "scipy", "scikit-learn", "tqdm"]
 CROSS_DEPENDENCIES = ["optax==0.2.8", "optimistix", "sif2jax"]
 OPTAX_VERSIONS = ["0.2.3", "0.2.4", "0.2.5", "0.2.8"]
 BACKENDS = ["cpu", "gpu", "tpu"]
