@@ -15,8 +15,19 @@ import optref.schedules as S
 jax.config.update("jax_enable_x64", True)
 
 
-def _at(schedule, count: int) -> float:
-    return float(schedule(jnp.asarray(count)))
+def _at(schedule, count: int, dtype=None) -> float:
+    return float(schedule(jnp.asarray(count, dtype)))
+
+
+_SGDR = S.sgdr_schedule(
+    [
+        {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 5, "decay_steps": 20},
+        {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 3, "decay_steps": 30},
+    ]
+)
+_JOINED = S.join_schedules(
+    [S.linear_schedule(0.2, 1.0, 10), S.cosine_decay_schedule(2.0, 20, 0.25)], [10]
+)
 
 
 # (schedule, count, value that it must equal bit for bit)
@@ -61,12 +72,24 @@ EXACT = [
     (S.linear_onecycle_schedule(40, 0.3, 0.25, 0.75, 10.0, 100.0), 10, 0.3),
     (S.linear_onecycle_schedule(40, 0.3, 0.25, 0.75, 10.0, 100.0), 30, 0.3 / 10.0),
     (S.linear_onecycle_schedule(40, 0.3, 0.25, 0.75, 10.0, 100.0), 40, 0.3 / 10.0 / 100.0),
+    # Step 0 where the list above starts later, and the last boundaries of the joins.
+    (S.polynomial_schedule(0.3, 0.07, 2.5, 17, 4), 0, 0.3),
+    (S.piecewise_constant_schedule(0.5, {3: 0.1, 9: 3.0}), 0, 0.5),
+    (S.piecewise_interpolate_schedule("linear", 0.5, {3: 0.1, 9: 3.0}), 0, 0.5),
+    (S.warmup_exponential_decay_schedule(0.0, 0.2, 6, 4, 0.5, 3), 0, 0.0),
+    (_SGDR, 0, 0.0),
+    (_SGDR, 20, 0.1),
+    (_SGDR, 50, 0.0),
+    (_JOINED, 0, 0.2),
+    (_JOINED, 10, 2.0),
+    (_JOINED, 30, 2.0 * 0.25),
 ]
 
 
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.int64])
 @pytest.mark.parametrize(("schedule", "count", "expected"), EXACT)
-def test_exact_at_start_and_boundaries(schedule, count, expected) -> None:
-    assert _at(schedule, count) == expected
+def test_exact_at_start_and_boundaries(schedule, count, expected, dtype) -> None:
+    assert _at(schedule, count, dtype) == expected
 
 
 def test_formulas_between_boundaries() -> None:
