@@ -239,7 +239,7 @@ def build(session: nox.Session) -> None:
 @nox.session(venv_backend="uv")
 def oldest(session: nox.Session) -> None:
     """Every package at the lowest versions of the dependencies it declares (uv's
-    ``lowest-direct`` resolution), then a fast subset of optref-core's tests."""
+    ``lowest-direct`` resolution), then a fast subset of core's and schedules' tests."""
     session.install("--resolution", "lowest-direct", *[_path(p) for p in PACKAGES])
     session.install(*TEST_DEPENDENCIES)
     session.run(
@@ -255,5 +255,6 @@ def oldest(session: nox.Session) -> None:
         "0",
         "packages/optref-core/tests/test_kernel.py",
         "packages/optref-core/tests/test_hyperparameters_as_data.py",
+        "packages/optref-schedules/tests/test_validation.py",
         *session.posargs,
     )

@@ -3,9 +3,13 @@ respect to the schedule's parameters equal to central differences."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
+from jaxtyping import Array
 
 from optref.core.conformance import Case
 
@@ -17,7 +21,9 @@ from ._versions import applicable_deviation
 __all__ = ["check_schedule"]
 
 
-def _values(schedule: object, steps: int, dtype: object = jnp.int64) -> np.ndarray:
+def _values(
+    schedule: Callable[[Array], ArrayLike], steps: int, dtype: DTypeLike = jnp.int64
+) -> np.ndarray:
     counts = jnp.arange(steps + 1, dtype=dtype)
     return np.asarray([np.asarray(schedule(c)) for c in counts], dtype=np.float64)
 
