@@ -238,3 +238,37 @@ def test_core_chain_takes_reduce_on_plateau_and_matches_optax() -> None:
 
     with pytest.raises(TypeError, match=r"chain: argument 1 .* got NotAModule"):
         oc.chain(oc.adam(0.1), NotAModule())
+
+
+def test_loss_after_optimizer_steps_is_differentiable_in_the_schedule() -> None:
+    """d loss(params after K adam steps) / d (init, peak, end value of the learning-rate
+    schedule), by jax.grad, equals central differences in float64; K = 12 spans the warmup
+    boundary (4) and the end of the decay (10)."""
+    import optref.core as oc
+    import optref.schedules as sch
+
+    target = jnp.array([0.5, -1.0, 2.0])
+
+    @jax.jit
+    def loss(values: jax.Array) -> jax.Array:
+        schedule = sch.warmup_cosine_decay_schedule(values[0], values[1], 4, 10, values[2])
+        optimizer = oc.adam(schedule)
+
+        def step(_, carry):
+            params, state = carry
+            updates, state = optimizer.update(2 * (params - target), state, params)
+            return params + updates, state
+
+        params = jnp.zeros(3)
+        params, _ = jax.lax.fori_loop(0, 12, step, (params, optimizer.init(params)))
+        return jnp.sum((params - target) ** 2)
+
+    values = jnp.array([0.01, 0.3, 0.05])
+    reverse = np.asarray(jax.grad(loss)(values))
+    h = 1e-6
+    central = np.array(
+        [(loss(values.at[i].add(h)) - loss(values.at[i].add(-h))) / (2 * h) for i in range(3)]
+    )
+    print(f"d loss / d (init, peak, end): reverse {reverse}, central {central}")
+    assert np.all(np.isfinite(reverse)) and np.all(reverse != 0)
+    np.testing.assert_allclose(reverse, central, rtol=1e-6)
