@@ -50,11 +50,13 @@ def _params(problem: str = "quadratic") -> Any:
 
 
 def _loss(params: Any) -> jax.Array:
-    """A smooth, non-quadratic loss of any tree: sum of c (x - 1)^2 / 2 + x^4 / 20."""
+    """A smooth, non-quadratic loss of any tree: sum of c (x - 1)^2 / 2 + log(1 + x^2), with
+    curvatures c from 1 to 4 (its gradient grows no faster than the quadratic's, so no
+    case's step size makes it blow up in a few steps)."""
     total = jnp.zeros(())
     for leaf in jax.tree.leaves(params):
         c = jnp.linspace(1.0, 4.0, leaf.size).reshape(leaf.shape)
-        total = total + jnp.sum(0.5 * c * (leaf - 1.0) ** 2 + 0.05 * leaf**4)
+        total = total + jnp.sum(0.5 * c * (leaf - 1.0) ** 2 + jnp.log1p(leaf**2))
     return total
 
 
@@ -144,25 +146,23 @@ def _counted(fn: Callable) -> tuple[Callable, list[int]]:
 
 #: The most a vmapped member may differ from its separate run, in units of float64's
 #: epsilon times the leaf's largest magnitude (measured over every other case: at most
-#: 6.4, for core.lars-masks-nesterov). XLA:CPU vectorises the batched
+#: 9.3, for core.scale_by_stddev-bias_correction). XLA:CPU vectorises the batched
 #: program's elementwise loops differently (vector width, remainder loop, FMA contraction)
-#: and its vector and scalar code for pow and the like round differently; with
-#: ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` most of the differences vanish.
-SWEEP_ULPS = 8
+#: and its vector and scalar code for pow round differently; with
+#: ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` some of them vanish (adamw, rmsprop).
+SWEEP_ULPS = 16
 #: Cases whose first step takes the square root of a quantity that is zero in exact
 #: arithmetic (the variance of one gradient, E[g^2] - E[g]^2, with eps outside the root):
-#: a rounding residue of k ulps of g^2 becomes sqrt(k eps) |g|, so the members differ by
-#: O(sqrt(eps)) rather than O(eps) (measured: 3.1e-7 relative). The bound is
-#: ``SQRT_ULPS * sqrt(eps)``.
+#: a rounding residue of k ulps of g^2 becomes sqrt(k eps) |g| in the denominator, so
+#: the members differ by O(sqrt(eps)) rather than O(eps) (measured: 1.0e-6 relative).
 SQRT_OF_ZERO_CASES = {"core.scale_by_stddev-eps_outside"}
-SQRT_ULPS = 64
+SQRT_OF_ZERO_RTOL = 1e-5
 
 
 def _assert_same_run(batched: Any, separate: Any, label: str, sqrt_of_zero: bool = False):
     """A vmapped member's (loss, params) equal its separate run's, to ``SWEEP_ULPS`` ulps
-    of the leaf's largest magnitude (``SQRT_ULPS * sqrt(eps)`` for ``sqrt_of_zero``)."""
-    eps = np.finfo(np.float64).eps
-    relative = SQRT_ULPS * np.sqrt(eps) if sqrt_of_zero else SWEEP_ULPS * eps
+    of the leaf's largest magnitude (``SQRT_OF_ZERO_RTOL`` of it for ``sqrt_of_zero``)."""
+    relative = SQRT_OF_ZERO_RTOL if sqrt_of_zero else SWEEP_ULPS * np.finfo(np.float64).eps
     for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(separate), strict=True):
         a, b = np.asarray(a), np.asarray(b)
         bound = relative * max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
