@@ -18,18 +18,41 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import pytest  # noqa: E402
 
+from optref.core.conformance import Case, build  # noqa: E402
+
 #: The conformance modules whose transformation cases the compat tests run; packages
 #: that are not installed are skipped (compat depends only on optref-core).
-from optref.core.conformance import (  # noqa: E402
-    Call,
-    Case,
-    resolve_name,
-)
-
 CASE_MODULES = (
     "optref.core.conformance",
     "optref.masking.conformance",
     "optref.linesearch.conformance",
+)
+
+#: The cases the default session runs, one for each kind of state: a chain, a named
+#: chain, a schedule's count, masks inside a core transformation, injected
+#: hyperparameters, a wrapper's state, a PRNG key, masked and partitioned states, frozen
+#: params, parameter groups, L-BFGS memory and a line search's (zoom, whose state has
+#: the fields of backtracking's, and its own info). ``nox -s slow`` runs every case.
+DEFAULT_CASES = frozenset(
+    {
+        "core.adam",
+        "core.named_chain",
+        "core.adam-schedule",
+        "core.lamb-schedule-mask",
+        "core.inject_hyperparams-adam-schedules",
+        "core.MultiSteps",
+        "core.add_noise",
+        "masking.masked-adam-ndim",
+        "masking.partition-prefix",
+        "masking.freeze",
+        "masking.param_groups",
+        "linesearch.scale_by_lbfgs",
+        "linesearch.lbfgs-zoom-unscaled",
+    }
+)
+#: The same for complex params: a stateful transformation, a partition, L-BFGS memory.
+DEFAULT_COMPLEX_CASES = frozenset(
+    {"core.scale_by_adam", "masking.selective_transform", "linesearch.scale_by_lbfgs"}
 )
 
 
@@ -65,23 +88,6 @@ def float64_deviation(case: Case) -> str | None:
     if deviation is not None and _optax_version_matches(deviation.optax_versions):
         return deviation.reason
     return None
-
-
-def _argument(value: Any, library: str) -> Any:
-    if isinstance(value, Call):
-        factory = resolve_name(value.optref if library == "optref" else value.optax)
-        return factory(**{k: _argument(v, library) for k, v in value.kwargs.items()})
-    return value
-
-
-def build(case: Case, library: str) -> Any:
-    """The case's transformation for ``library`` (``"optref"`` or ``"optax"``)."""
-    if library == "optax":
-        kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
-        factory = resolve_name(case.optax)
-    else:
-        kwargs, factory = case.kwargs, resolve_name(case.optref)
-    return factory(**{k: _argument(v, library) for k, v in kwargs.items()})
 
 
 # The problems share their leaf shapes, (2, 2), (2,) and (), so that the eager runs
@@ -302,6 +308,8 @@ def harness() -> Any:
 
     class Harness:
         Problem = Problem
+        default_cases = DEFAULT_CASES | DEFAULT_COMPLEX_CASES
+        cases = staticmethod(transformation_cases)
         build = staticmethod(build)
         run = staticmethod(run)
         max_relative_error = staticmethod(max_relative_error)
@@ -311,13 +319,19 @@ def harness() -> Any:
     return Harness
 
 
-def case_params(select: Callable[[Case], bool] = lambda c: True) -> list[Any]:
-    return [pytest.param(c, id=c.name) for c in transformation_cases() if select(c)]
+def case_params(default: frozenset[str], complex_params: bool = False) -> list[Any]:
+    """Every transformation case (on complex params: those that take them); the ones not
+    in ``default`` are marked slow."""
+    return [
+        pytest.param(c, id=c.name, marks=() if c.name in default else pytest.mark.slow)
+        for c in transformation_cases()
+        if c.complex_params or not complex_params
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``case``: every transformation case; ``complex_case``: those on complex params."""
     if "case" in metafunc.fixturenames:
-        metafunc.parametrize("case", case_params())
+        metafunc.parametrize("case", case_params(DEFAULT_CASES))
     if "complex_case" in metafunc.fixturenames:
-        metafunc.parametrize("complex_case", case_params(lambda c: c.complex_params))
+        metafunc.parametrize("complex_case", case_params(DEFAULT_COMPLEX_CASES, True))

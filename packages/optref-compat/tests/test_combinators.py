@@ -27,16 +27,18 @@ def _loss(params: Any) -> jax.Array:
 _value_and_grad = jax.jit(jax.value_and_grad(_loss))
 
 
-def _trajectory(tx: Any, steps: int = 4, extra: bool = False) -> list[Any]:
-    """Eager steps; ``lax.cond`` (MultiSteps, apply_if_finite) runs its branch in Python."""
+def _trajectory(tx: Any, steps: int = 4, extra: bool = False, compiled: bool = False) -> list[Any]:
+    """Eager steps (``lax.cond`` in apply_if_finite runs its branch in Python), or with
+    ``compiled`` one compiled update (Optax's MultiSteps is slow op by op)."""
     params, out = PARAMS, []
-    with jax.disable_jit():
+    with jax.disable_jit(not compiled):
         state = tx.init(PARAMS)
+    update = jax.jit(tx.update) if compiled else tx.update
     for _ in range(steps):
         value, grads = _value_and_grad(params)
         kwargs = {"value": value, "grad": grads, "value_fn": _loss} if extra else {}
-        with jax.disable_jit():
-            updates, state = tx.update(grads, state, params, **kwargs)
+        with jax.disable_jit(not compiled):
+            updates, state = update(grads, state, params, **kwargs)
         params = optax.apply_updates(params, updates)
         out.append(params)
     return out
@@ -56,23 +58,26 @@ def test_to_optax_is_a_gradient_transformation_extra_args() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ours", "theirs"),
+    ("ours", "theirs", "compiled"),
     [
         pytest.param(
             lambda: optax.MultiSteps(
                 to_optax(oc.adam(0.1)), every_k_schedule=2
             ).gradient_transformation(),
             lambda: optax.MultiSteps(optax.adam(0.1), every_k_schedule=2).gradient_transformation(),
+            True,
             id="MultiSteps",
         ),
         pytest.param(
             lambda: optax.apply_if_finite(to_optax(oc.sgd(0.05, momentum=0.9)), 2),
             lambda: optax.apply_if_finite(optax.sgd(0.05, momentum=0.9), 2),
+            False,
             id="apply_if_finite",
         ),
         pytest.param(
             lambda: optax.masked(to_optax(oc.adam(0.1)), {"w": True, "b": False}),
             lambda: optax.masked(optax.adam(0.1), {"w": True, "b": False}),
+            False,
             id="masked",
         ),
         pytest.param(
@@ -82,22 +87,25 @@ def test_to_optax_is_a_gradient_transformation_extra_args() -> None:
             lambda: optax.partition(
                 {"a": optax.adam(0.1), "s": optax.sgd(0.05)}, {"w": "a", "b": "s"}
             ),
+            False,
             id="partition",
         ),
         pytest.param(
             lambda: optax.inject_hyperparams(to_optax(oc.adam))(learning_rate=0.1, b1=0.8),
             lambda: optax.inject_hyperparams(optax.adam)(learning_rate=0.1, b1=0.8),
+            False,
             id="inject_hyperparams",
         ),
         pytest.param(
             lambda: optax.named_chain(("clip", optax.clip(0.5)), ("opt", to_optax(oc.adamw(0.1)))),
             lambda: optax.named_chain(("clip", optax.clip(0.5)), ("opt", optax.adamw(0.1))),
+            False,
             id="named_chain",
         ),
     ],
 )
-def test_to_optax_inside_optax_wrappers(ours: Any, theirs: Any) -> None:
-    _assert_close(_trajectory(ours()), _trajectory(theirs()))
+def test_to_optax_inside_optax_wrappers(ours: Any, theirs: Any, compiled: bool) -> None:
+    _assert_close(_trajectory(ours(), compiled=compiled), _trajectory(theirs(), compiled=compiled))
 
 
 def test_to_optax_in_injected_state_can_be_set_by_hand() -> None:

@@ -47,18 +47,20 @@ def _train(opt: Any) -> jax.Array:
 @pytest.mark.parametrize(
     ("ours", "theirs"),
     [
-        (
+        pytest.param(
             lambda: to_optax(oc.adamw(1e-2, weight_decay=1e-3)),
             lambda: optax.adamw(1e-2, weight_decay=1e-3),
+            id="adamw",
+            marks=pytest.mark.slow,  # the default session trains through to_optax below
         ),
-        (
+        pytest.param(
             lambda: optax.chain(
                 optax.clip_by_global_norm(1.0), to_optax(oc.sgd(0.1, momentum=0.9))
             ),
             lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9)),
+            id="chain-sgd",
         ),
     ],
-    ids=["adamw", "chain-sgd"],
 )
 def test_equinox_model_in_an_optax_loop(ours: Any, theirs: Any) -> None:
     expected = _train(theirs())

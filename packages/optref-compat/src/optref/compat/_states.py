@@ -119,9 +119,16 @@ def _counterpart(tx: GradientTransformation, where: str) -> Any:
         raise NoCounterpartError(f"{where}: {error}") from None
 
 
+def _eval_init(init: Callable[[PyTree], Any], params: PyTree) -> Any:
+    """``jax.eval_shape(init, params)``, with ``init`` wrapped in a new function: JAX's cache
+    of traced functions would compare a module's bound ``init`` with an earlier one, and a
+    module compares its array fields, which inside ``jit`` gives a traced bool."""
+    return jax.eval_shape(lambda p: init(p), params)
+
+
 def _abstract_init(init: Callable[[PyTree], Any], params: PyTree, where: str, what: str) -> Any:
     try:
-        return jax.eval_shape(init, params)
+        return _eval_init(init, params)
     except StateMismatchError:
         raise
     except Exception as error:
@@ -203,7 +210,7 @@ def _reproduces(init: Callable[[PyTree], Any], candidate: PyTree, target: Any) -
     """2 if ``init(candidate)`` has the layout and dtypes of ``target``, 1 if only the
     layout and shapes, 0 otherwise."""
     try:
-        built = _signature(jax.eval_shape(init, candidate))
+        built = _signature(_eval_init(init, candidate))
     except Exception:
         return 0
     if built[:2] != target[:2]:
@@ -258,7 +265,7 @@ def _infer_params(
     outcomes = set()
     for candidate in found:
         try:
-            outcomes.add(_signature(jax.eval_shape(target_init, candidate)))
+            outcomes.add(_signature(_eval_init(target_init, candidate)))
         except Exception:
             continue
     return found[0] if len(outcomes) <= 1 else AMBIGUOUS
@@ -267,7 +274,7 @@ def _infer_params(
 def _preferred_paths_of(tx: GradientTransformation) -> list[str]:
     """The params-shaped fields of ``tx``'s state, from its state for a scalar param."""
     try:
-        layout = jax.eval_shape(tx.init, jax.ShapeDtypeStruct((), jnp.float32))
+        layout = _eval_init(tx.init, jax.ShapeDtypeStruct((), jnp.float32))
     except Exception:
         return []
     return _preferred_paths(layout)
@@ -292,7 +299,7 @@ def _params_for(
     """
     if params is not None:
         try:
-            expected = jax.eval_shape(init, params)
+            expected = _eval_init(init, params)
         except Exception as error:
             raise StateConversionError(
                 f"{where}: {owner}.init failed on the params given "
@@ -333,7 +340,7 @@ def _layout_of(init: Callable[[PyTree], Any], state: PyTree) -> str:
     leaves = [x for x in jax.tree.leaves(state) if hasattr(x, "shape") and hasattr(x, "dtype")]
     for params in [*leaves[:1], None]:
         try:
-            return f" (whose state is {describe_state(jax.eval_shape(init, params))})"
+            return f" (whose state is {describe_state(_eval_init(init, params))})"
         except Exception:
             continue
     return ""
