@@ -82,12 +82,28 @@ def _case(
     return case
 
 
+def _plateau_case(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A case of the plateau transformation, run by the runner as a transformation on its
+    problems, with the problem's loss as ``value`` (as the scale of small descent steps)."""
+    return {
+        "name": f"schedules.{name}",
+        "optref": _S + "reduce_on_plateau",
+        "optax": "optax.contrib.reduce_on_plateau",
+        "kwargs": kwargs,
+        "kind": "transformation",
+        "steps": 30,
+        "step_scale": -0.01,
+        "extra_args": ("value",),
+    }
+
+
 def _call(factory: str, **kwargs: Any) -> dict[str, Any]:
     """A schedule built by ``factory`` in each library, as an argument of another."""
     return {"optref": _S + factory, "optax": f"optax.schedules.{factory}", "kwargs": kwargs}
 
 
 _I32 = (INT32_COUNT_DEVIATION,)
+_ONECYCLE = ("peak_value", "div_factor", "final_div_factor")
 
 #: Monitored values for checking reduce_on_plateau outside the runner (which feeds it the
 #: problem's loss): a loss that improves, stalls, improves a little, and stalls again.
@@ -409,7 +425,7 @@ CASES: list[dict[str, Any]] = [
         "cosine_onecycle_schedule",
         {"transition_steps": 50, "peak_value": 1.0, "div_factor": 25.0, "final_div_factor": 1e4},
         70,
-        ("peak_value", "div_factor", "final_div_factor"),
+        _ONECYCLE,
         deviations=_I32,
     ),
     _case(
@@ -422,14 +438,14 @@ CASES: list[dict[str, Any]] = [
             "final_div_factor": 100.0,
         },
         50,
-        ("peak_value", "div_factor", "final_div_factor"),
+        _ONECYCLE,
         deviations=_I32,
     ),
     _case(
         "linear_onecycle_schedule",
         {"transition_steps": 60, "peak_value": 1.0, "div_factor": 25.0, "final_div_factor": 1e4},
         80,
-        ("peak_value", "div_factor", "final_div_factor"),
+        _ONECYCLE,
         deviations=_I32,
     ),
     _case(
@@ -443,7 +459,7 @@ CASES: list[dict[str, Any]] = [
             "final_div_factor": 50.0,
         },
         60,
-        ("peak_value", "div_factor", "final_div_factor"),
+        _ONECYCLE,
         deviations=_I32,
     ),
     # SGDR.
@@ -489,21 +505,10 @@ CASES: list[dict[str, Any]] = [
         deviations=_I32,
     ),
     # Reduce on plateau: a transformation with state, fed the loss as ``value``.
-    {
-        "name": "schedules.reduce_on_plateau",
-        "optref": _S + "reduce_on_plateau",
-        "optax": "optax.contrib.reduce_on_plateau",
-        "kwargs": {"factor": 0.5, "patience": 2, "rtol": 0.1, "cooldown": 1},
-        "kind": "transformation",
-        "steps": 30,
-        "step_scale": -0.01,
-        "extra_args": ("value",),
-    },
-    {
-        "name": "schedules.reduce_on_plateau-accumulation",
-        "optref": _S + "reduce_on_plateau",
-        "optax": "optax.contrib.reduce_on_plateau",
-        "kwargs": {
+    _plateau_case("reduce_on_plateau", {"factor": 0.5, "patience": 2, "rtol": 0.1, "cooldown": 1}),
+    _plateau_case(
+        "reduce_on_plateau-accumulation",
+        {
             "factor": 0.3,
             "patience": 1,
             "rtol": 0.0,
@@ -511,9 +516,5 @@ CASES: list[dict[str, Any]] = [
             "accumulation_size": 3,
             "min_scale": 0.05,
         },
-        "kind": "transformation",
-        "steps": 30,
-        "step_scale": -0.01,
-        "extra_args": ("value",),
-    },
+    ),
 ]
