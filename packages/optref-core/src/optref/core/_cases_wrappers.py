@@ -164,7 +164,8 @@ WRAPPER_CASES: list[Case] = [
     _injected_case(
         "adam",
         "adam",
-        ("learning_rate",),
+        ("b1",),
+        wrapper_invariance=False,  # a schedule again: as adam-schedules above
         inject="inject_stateful_hyperparams",
         problems=("mlp",),
         learning_rate=_DECAYING,
