@@ -1,7 +1,9 @@
 """Every development task of the optref monorepo.
 
 Run ``nox -l`` for the list. Every session also runs with ``nox --no-venv --no-install``
-inside an environment that already has the dependencies (a machine with no network).
+inside an environment that already has the dependencies (a machine with no network); run
+that environment's own nox (``python -m nox``, the root ``dev`` group), so that sessions
+find its interpreter and its packages.
 """
 
 from __future__ import annotations
