@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pathlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -216,8 +217,8 @@ def test_catalogue_name_is_in_optax_and_optref_core(name: str) -> None:
 def _check_compared_with_optax(name: str) -> None:
     if name in COMPARED_BY_A_TEST:
         module, function = COMPARED_BY_A_TEST[name].split(".")
-        test = getattr(importlib.import_module(f"tests.{module}"), function, None)
-        assert callable(test), f"{name}: the test {COMPARED_BY_A_TEST[name]} is gone"
+        source = (pathlib.Path(__file__).parent / f"{module}.py").read_text()
+        assert f"def {function}(" in source, f"{name}: the test {COMPARED_BY_A_TEST[name]} is gone"
         assert not _has_case(name), f"{name} has a case now: drop it from COMPARED_BY_A_TEST"
     else:
         assert _has_case(name), f"no conformance case runs optref's {name} against Optax's"
