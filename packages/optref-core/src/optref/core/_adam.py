@@ -11,7 +11,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import bias_correction, compute_dtype, safe_increment
 from ._scale import scale_by_learning_rate
 from ._tree import tree_update_moment, tree_update_moment_per_elem_norm, tree_zeros_like
@@ -41,10 +41,10 @@ class ScaleByAdamState(eqx.Module):
 class ScaleByAdam(GradientTransformation):
     """Scale by Adam's bias-corrected moments: ``m̂ / (sqrt(v̂ + eps_root) + eps)``."""
 
-    b1: Array = 0.9
-    b2: Array = 0.999
-    eps: Array = 1e-8
-    eps_root: Array = 0.0
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)
+    eps_root: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     mu_dtype: Any = eqx.field(static=True, default=None)
     nesterov: bool = eqx.field(static=True, default=False)
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root")

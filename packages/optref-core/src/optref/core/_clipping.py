@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._base import EmptyState, GradientTransformation, check_state
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype
 from ._tree import tree_l2_norm
 
@@ -19,7 +20,7 @@ __all__ = ["Clip", "ClipByGlobalNorm", "clip", "clip_by_global_norm"]
 class Clip(GradientTransformation):
     """Clip every element of the updates to ``[-max_delta, max_delta]``."""
 
-    max_delta: Array
+    max_delta: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("max_delta",)
 
     def __check_init__(self) -> None:
@@ -53,7 +54,7 @@ def clip(max_delta: float | Array) -> Clip:
 class ClipByGlobalNorm(GradientTransformation):
     """Rescale the updates so that their global norm is at most ``max_norm``."""
 
-    max_norm: Array
+    max_norm: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("max_norm",)
 
     def __check_init__(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, Union
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
@@ -68,14 +69,14 @@ def as_scalar_hyperparameter(value: Any) -> Array:
     return array
 
 
-def as_hyperparameter(value: Any) -> Array | Callable[[Array], ArrayLike]:
+def as_hyperparameter(value: ScalarOrSchedule) -> Array | Callable[[Array], ArrayLike]:
     """Like :func:`as_scalar_hyperparameter`, but a callable (a schedule) is kept as it is."""
     if callable(value) and not isinstance(value, jax.Array):
         return value
     return as_scalar_hyperparameter(value)
 
 
-def resolve(value: Array | Callable[[Array], ArrayLike], count: Array) -> Array:
+def resolve(value: ScalarOrSchedule, count: Array) -> Array:
     """The value of a hyperparameter at step ``count``: call it if it is a schedule."""
     if callable(value) and not isinstance(value, jax.Array):
         return jnp.asarray(value(count))

@@ -10,7 +10,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype, moving_average, safe_increment
 from ._scale import scale_by_learning_rate
 from ._tree import tree_map_unzip, tree_zeros_like
@@ -34,11 +34,11 @@ class ScaleByLionState(eqx.Module):
 class ScaleByLion(GradientTransformation):
     """``sign((1 - b1) g + b1 m)`` (or a smooth variant), with ``m`` an EMA of rate ``b2``."""
 
-    b1: Array = 0.9
-    b2: Array = 0.99
+    b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
+    b2: Array = eqx.field(default=0.99, converter=as_scalar_hyperparameter)
     mu_dtype: Any = eqx.field(static=True, default=None)
     mode: str = eqx.field(static=True, default="hard")
-    smooth_beta: Array = 1.0
+    smooth_beta: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("b1", "b2", "smooth_beta")
 
     def __check_init__(self) -> None:

@@ -9,7 +9,7 @@ import jax
 from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state, params_like
-from ._hyperparameters import check_range
+from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype
 from ._tree import tree_zeros_like
 from ._typecheck import typechecker
@@ -27,7 +27,7 @@ class TraceState(eqx.Module):
 class Trace(GradientTransformation):
     """Momentum: ``trace = g + decay * trace``."""
 
-    decay: Array
+    decay: Array = eqx.field(converter=as_scalar_hyperparameter)
     nesterov: bool = eqx.field(static=True, default=False)
     accumulator_dtype: Any = eqx.field(static=True, default=None)
     scalar_hyperparameters = ("decay",)

@@ -13,7 +13,7 @@ from jaxtyping import Array, Int, Key, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype, safe_increment
 from ._scale import scale_by_learning_rate
 from ._typecheck import typechecker
@@ -62,8 +62,8 @@ class AddNoiseState(eqx.Module):
 class AddNoise(GradientTransformation):
     """``g + sqrt(eta / t**gamma) * N(0, I)`` with the key carried in the state."""
 
-    eta: Array
-    gamma: Array
+    eta: Array = eqx.field(converter=as_scalar_hyperparameter)
+    gamma: Array = eqx.field(converter=as_scalar_hyperparameter)
     key: Key[Array, ""]
     scalar_hyperparameters = ("eta", "gamma")
 

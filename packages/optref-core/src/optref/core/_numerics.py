@@ -155,7 +155,7 @@ def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
     return jnp.where(positive, correction, jnp.where(t > 0, 1.0, 0.0).astype(dtype))
 
 
-def safe_increment(count: Array) -> Array:
+def safe_increment(count: ArrayLike) -> Array:
     """``count + 1``, saturating at the largest value of ``count``'s integer dtype.
 
     A step counter in int32 would wrap to a negative number after 2³¹ - 1 steps; this

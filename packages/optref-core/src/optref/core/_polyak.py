@@ -11,7 +11,7 @@ from jaxtyping import Array, PyTree
 
 from ._base import EmptyState, GradientTransformation, check_state
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype
 from ._sgd import sgd
 from ._tree import tree_l2_norm
@@ -27,9 +27,9 @@ _ZERO_NORM = float(jnp.finfo(jnp.float64).eps)
 class ScaleByPolyak(GradientTransformation):
     """Multiply by ``min((f - f*) / (‖g‖² + eps), max_learning_rate)``."""
 
-    f_min: Array = 0.0
-    max_learning_rate: Array = 1.0
-    eps: Array = 0.0
+    f_min: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
+    max_learning_rate: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
+    eps: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     variant: str = eqx.field(static=True, default="sps")
     scalar_hyperparameters = ("f_min", "max_learning_rate", "eps")
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int, PyTree, jaxtyped
 
 from ._base import EmptyState, GradientTransformation, check_state
-from ._hyperparameters import ScalarOrSchedule, resolve
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, resolve
 from ._numerics import safe_increment
 from ._typecheck import typechecker
 
@@ -44,7 +44,7 @@ def _scale_leaves(step_size: Array, updates: PyTree) -> PyTree:
 class Scale(GradientTransformation):
     """Multiply the updates by a constant ``step_size``."""
 
-    step_size: Array
+    step_size: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("step_size",)
 
     def init(self, params: PyTree) -> EmptyState:

@@ -260,7 +260,7 @@ def tree_bias_correction(moments: PyTree, decay: ArrayLike, count: ArrayLike) ->
 
 
 def tree_map_unzip(
-    fn: Callable[..., tuple[Array, ...]], n_outputs: int, tree: PyTree, *rest: PyTree
+    fn: Callable[..., tuple[PyTree, ...]], n_outputs: int, tree: PyTree, *rest: PyTree
 ) -> tuple[PyTree, ...]:
     """Map ``fn``, which returns ``n_outputs`` arrays, over leaves; return ``n_outputs`` trees.
 
