@@ -55,6 +55,13 @@ def as_scalar_hyperparameter(value: Any) -> Array:
     """Convert a number or array to a floating JAX array (the default float dtype for ints).
 
     Tracers pass through, so factories can be called inside ``jit``, ``vmap`` and ``grad``.
+
+    It is also the converter of every scalar hyperparameter field,
+    ``b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)``: the field's
+    type is what the transformation holds (an array), the converter's argument what its
+    constructor takes. ``GradientTransformation.__post_init__`` converts first, with an
+    error that names the transformation and the field, so the converter then finds an
+    array and returns it unchanged.
     """
     if isinstance(value, jax.core.Tracer):
         return value
