@@ -26,7 +26,15 @@ LOCAL_DEPENDENCIES = {
     "compat": ["core"],
     "audit": ["core", "schedules", "linesearch", "masking", "compat"],
 }
-TEST_DEPENDENCIES = ["pytest>=8", "pytest-xdist>=3.5", "numpy", "scipy", "scikit-learn", "tqdm"]
+TEST_DEPENDENCIES = [
+    "pytest>=8",
+    "pytest-xdist>=3.5",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "tqdm",
+    "hypothesis>=6.100",
+]
 CROSS_DEPENDENCIES = ["optax==0.2.8", "optimistix", "sif2jax"]
 OPTAX_VERSIONS = ["0.2.3", "0.2.4", "0.2.5", "0.2.8"]
 BACKENDS = ["cpu", "gpu", "tpu"]
