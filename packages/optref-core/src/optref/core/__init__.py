@@ -72,6 +72,7 @@ from ._inject import (
     inject_hyperparams,
     inject_stateful_hyperparams,
 )
+from ._leafwise import LeafwiseStep, LeafwiseTransformation, apply_leafwise
 from ._lion import ScaleByLion, ScaleByLionState, lion, scale_by_lion
 from ._lookahead import Lookahead, LookaheadParams, LookaheadState, lookahead
 from ._mask_tree import broadcast_mask, broadcast_prefix, is_tree_function
@@ -209,6 +210,8 @@ __all__ = [
     "InjectStatefulHyperparamsState",
     "KeepParamsNonnegative",
     "KeyPath",
+    "LeafwiseStep",
+    "LeafwiseTransformation",
     "Lookahead",
     "LookaheadParams",
     "LookaheadState",
@@ -293,6 +296,7 @@ __all__ = [
     "amsgrad",
     "apply_every",
     "apply_if_finite",
+    "apply_leafwise",
     "apply_updates",
     "bias_correction",
     "broadcast_mask",

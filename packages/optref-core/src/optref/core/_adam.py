@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import bias_correction, compute_dtype, safe_increment
 from ._scale import scale_by_learning_rate
-from ._tree import tree_update_moment, tree_update_moment_per_elem_norm, tree_zeros_like
+from ._tree import moment_update, moment_update_per_elem_norm, tree_zeros_like
 from ._typecheck import typechecker
 from ._weight_decay import add_decayed_weights
 
@@ -38,7 +38,7 @@ class ScaleByAdamState(eqx.Module):
     nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByAdam(GradientTransformation):
+class ScaleByAdam(LeafwiseTransformation):
     """Scale by Adam's bias-corrected moments: ``m̂ / (sqrt(v̂ + eps_root) + eps)``."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -62,12 +62,12 @@ class ScaleByAdam(GradientTransformation):
             nu=tree_zeros_like(params),
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAdamState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAdamState, params)
-        mu = tree_update_moment(updates, state.mu, self.b1, 1)
-        nu = tree_update_moment_per_elem_norm(updates, state.nu, self.b2, 2)
+        update_mu = moment_update(self.b1, 1)
+        update_nu = moment_update_per_elem_norm(self.b2, 2)
         count = safe_increment(state.count)
         # The corrections are scalars computed once, without cancellation, in the
         # hyperparameters' dtype; the elementwise step is done in the compute dtype.
@@ -76,22 +76,26 @@ class ScaleByAdam(GradientTransformation):
         correction_mu_next = bias_correction(self.b1, safe_increment(count))
         b1, eps, eps_root = self.b1, self.eps, self.eps_root
 
-        def step(g: Array, m: Array, v: Array) -> Array:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, v = update_mu(g, moments[0]), update_nu(g, moments[1])
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
-            m = m.astype(work)
+            m_w = m.astype(work)
             if self.nesterov:
                 beta = b1.astype(work)
-                m_hat = beta * (m / correction_mu_next.astype(work)) + (1 - beta) * (
+                m_hat = beta * (m_w / correction_mu_next.astype(work)) + (1 - beta) * (
                     g.astype(work) / correction_mu.astype(work)
                 )
             else:
-                m_hat = m / correction_mu.astype(work)
+                m_hat = m_w / correction_mu.astype(work)
             v_hat = v.astype(work) / correction_nu.astype(work)
             denominator = jnp.sqrt(v_hat + eps_root.astype(work)) + eps.astype(work)
-            return (m_hat / denominator).astype(g.dtype)
+            return (m_hat / denominator).astype(g.dtype), (m, v)
 
-        new_updates = jax.tree.map(step, updates, mu, nu)
-        return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAdamState(count=count, mu=new[0], nu=new[1]),
+            moments=(state.mu, state.nu),
+        )
 
 
 def scale_by_adam(

@@ -8,12 +8,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import compute_dtype, moving_average, safe_increment
 from ._scale import scale_by_learning_rate
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 from ._weight_decay import add_decayed_weights
 
@@ -31,7 +32,7 @@ class ScaleByLionState(eqx.Module):
     mu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByLion(GradientTransformation):
+class ScaleByLion(LeafwiseTransformation):
     """``sign((1 - b1) g + b1 m)`` (or a smooth variant), with ``m`` an EMA of rate ``b2``."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -62,21 +63,24 @@ class ScaleByLion(GradientTransformation):
             return jnp.where(jnp.abs(x) < 1, x, jnp.sign(x))
         return jnp.sign(x)
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByLionState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByLionState)
         b1, b2 = self.b1, self.b2
+        count = safe_increment(state.count)
 
-        def leaf(g: Array, m: Array) -> tuple[Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            m = moments[0]
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             g_w, m_w = g.astype(work), m.astype(work)
             step = self._direction(moving_average(m_w, g_w, b1))
             m_new = moving_average(m_w, g_w, b2)
-            return step.astype(g.dtype), m_new.astype(m.dtype)
+            return step.astype(g.dtype), (m_new.astype(m.dtype),)
 
-        new_updates, mu = tree_map_unzip(leaf, 2, updates, state.mu)
-        return new_updates, ScaleByLionState(count=safe_increment(state.count), mu=mu)
+        return LeafwiseStep(
+            leaf, lambda new: ScaleByLionState(count=count, mu=new[0]), moments=(state.mu,)
+        )
 
 
 def scale_by_lion(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
-import jax
 from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import compute_dtype
 from ._tree import tree_zeros_like
 from ._typecheck import typechecker
@@ -24,7 +24,7 @@ class TraceState(eqx.Module):
     trace: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
-class Trace(GradientTransformation):
+class Trace(LeafwiseTransformation):
     """Momentum: ``trace = g + decay * trace``."""
 
     decay: Array = eqx.field(converter=as_scalar_hyperparameter)
@@ -38,27 +38,24 @@ class Trace(GradientTransformation):
     def init(self, params: PyTree) -> TraceState:
         return TraceState(tree_zeros_like(params, dtype=self.accumulator_dtype))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, TraceState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, TraceState)
-        decay = self.decay
+        decay, nesterov = self.decay, self.nesterov
 
-        def accumulate(g: Array, t: Array) -> Array:
+        def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            t = moments[0]
             work = compute_dtype(t.dtype)
-            return (g.astype(work) + decay.astype(work) * t.astype(work)).astype(t.dtype)
-
-        new_trace = jax.tree.map(accumulate, updates, state.trace)
-        if self.nesterov:
-
-            def look_ahead(g: Array, t: Array) -> Array:
+            t = (g.astype(work) + decay.astype(work) * t.astype(work)).astype(t.dtype)
+            if nesterov:
                 work = compute_dtype(g.dtype)
-                return (g.astype(work) + decay.astype(work) * t.astype(work)).astype(g.dtype)
+                u = (g.astype(work) + decay.astype(work) * t.astype(work)).astype(g.dtype)
+            else:
+                u = t.astype(g.dtype)
+            return u, (t,)
 
-            new_updates = jax.tree.map(look_ahead, updates, new_trace)
-        else:
-            new_updates = jax.tree.map(lambda g, t: t.astype(g.dtype), updates, new_trace)
-        return new_updates, TraceState(new_trace)
+        return LeafwiseStep(leaf, lambda new: TraceState(new[0]), moments=(state.trace,))
 
 
 def trace(decay: float | Array, nesterov: bool = False, accumulator_dtype: Any = None) -> Trace:

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PyTree, jaxtyped
 
-from ._base import EmptyState, GradientTransformation, check_state
+from ._base import EmptyState, check_state
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, resolve
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import safe_increment
 from ._typecheck import typechecker
 
@@ -36,12 +37,17 @@ def _zero_count() -> Array:
     return jnp.zeros([], jnp.int32)
 
 
-def _scale_leaves(step_size: Array, updates: PyTree) -> PyTree:
+def _scaling(step_size: Array, new_state: PyTree) -> LeafwiseStep:
+    """The leafwise step ``g -> step_size * g``, the scalar cast to each leaf's dtype."""
     step_size = jnp.asarray(step_size)
-    return jax.tree.map(lambda g: step_size.astype(g.dtype) * g, updates)
+
+    def leaf(g: Array, p: Any, moments: tuple, constants: tuple) -> Any:
+        return step_size.astype(g.dtype) * g, ()
+
+    return LeafwiseStep(leaf, lambda new: new_state)
 
 
-class Scale(GradientTransformation):
+class Scale(LeafwiseTransformation):
     """Multiply the updates by a constant ``step_size``."""
 
     step_size: Array = eqx.field(converter=as_scalar_hyperparameter)
@@ -51,11 +57,11 @@ class Scale(GradientTransformation):
         del params
         return EmptyState()
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, EmptyState)
-        return _scale_leaves(self.step_size, updates), state
+        return _scaling(self.step_size, state)
 
 
 def scale(step_size: float | Array) -> Scale:
@@ -68,7 +74,7 @@ def scale(step_size: float | Array) -> Scale:
     return Scale(step_size)
 
 
-class ScaleBySchedule(GradientTransformation):
+class ScaleBySchedule(LeafwiseTransformation):
     """Multiply the updates by ``step_size_fn(count)``."""
 
     step_size_fn: Any
@@ -84,12 +90,12 @@ class ScaleBySchedule(GradientTransformation):
         del params
         return ScaleByScheduleState(_zero_count())
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByScheduleState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByScheduleState)
         step_size = self.step_size_fn(state.count)
-        return _scale_leaves(step_size, updates), ScaleByScheduleState(safe_increment(state.count))
+        return _scaling(step_size, ScaleByScheduleState(safe_increment(state.count)))
 
 
 def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
@@ -102,7 +108,7 @@ def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
     return ScaleBySchedule(step_size_fn)
 
 
-class ScaleByLearningRate(GradientTransformation):
+class ScaleByLearningRate(LeafwiseTransformation):
     """Multiply the updates by ``-learning_rate`` (or ``+`` without ``flip_sign``)."""
 
     learning_rate: ScalarOrSchedule
@@ -116,18 +122,16 @@ class ScaleByLearningRate(GradientTransformation):
         del params
         return ScaleByScheduleState(_zero_count()) if self._is_schedule() else EmptyState()
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState | ScaleByScheduleState]:
+    ) -> LeafwiseStep:
         sign = -1 if self.flip_sign else 1
         if self._is_schedule():
             check_state(self, updates, state, ScaleByScheduleState)
             step_size = sign * resolve(self.learning_rate, state.count)
-            return _scale_leaves(step_size, updates), ScaleByScheduleState(
-                safe_increment(state.count)
-            )
+            return _scaling(step_size, ScaleByScheduleState(safe_increment(state.count)))
         check_state(self, updates, state, EmptyState)
-        return _scale_leaves(sign * jnp.asarray(self.learning_rate), updates), state
+        return _scaling(sign * jnp.asarray(self.learning_rate), state)
 
 
 def scale_by_learning_rate(

@@ -195,12 +195,13 @@ def _decay_pair(decay: ArrayLike) -> tuple[Array, Array]:
     return decay, 1 - decay
 
 
-def tree_update_moment(updates: PyTree, moments: PyTree, decay: ArrayLike, order: int) -> PyTree:
-    """The exponential moving average of the ``order``-th power of the updates.
+def moment_update(decay: ArrayLike, order: int) -> Callable[[Array, Array], Array]:
+    """The leaf function of :func:`tree_update_moment`: ``(g, m) -> β m + (1 - β) g**k``.
 
     $$m_t = \\beta\\,m_{t-1} + (1 - \\beta)\\,g_t^{k}$$
 
-    Computed in the compute dtype of the moment's leaves, stored in the moment's dtype.
+    The scalars are formed once, here; the returned function computes in the compute
+    dtype of the leaves and returns the moment's dtype.
     """
     decay, complement = _decay_pair(decay)
 
@@ -210,7 +211,17 @@ def tree_update_moment(updates: PyTree, moments: PyTree, decay: ArrayLike, order
         out = c * (g.astype(work) ** order) + d * m.astype(work)
         return out.astype(m.dtype)
 
-    return jax.tree.map(leaf, updates, moments)
+    return leaf
+
+
+def tree_update_moment(updates: PyTree, moments: PyTree, decay: ArrayLike, order: int) -> PyTree:
+    """The exponential moving average of the ``order``-th power of the updates.
+
+    $$m_t = \\beta\\,m_{t-1} + (1 - \\beta)\\,g_t^{k}$$
+
+    Computed in the compute dtype of the moment's leaves, stored in the moment's dtype.
+    """
+    return jax.tree.map(moment_update(decay, order), updates, moments)
 
 
 def _abs_pow(g: Array, order: int) -> Array:
@@ -224,10 +235,8 @@ def _abs_pow(g: Array, order: int) -> Array:
     return jnp.abs(g) ** order
 
 
-def tree_update_moment_per_elem_norm(
-    updates: PyTree, moments: PyTree, decay: ArrayLike, order: int
-) -> PyTree:
-    """The exponential moving average of ``|g|**order`` (real for complex updates).
+def moment_update_per_elem_norm(decay: ArrayLike, order: int) -> Callable[[Array, Array], Array]:
+    """The leaf function of :func:`tree_update_moment_per_elem_norm`.
 
     $$v_t = \\beta\\,v_{t-1} + (1 - \\beta)\\,|g_t|^{k}$$
     """
@@ -239,7 +248,17 @@ def tree_update_moment_per_elem_norm(
         power = _abs_pow(g.astype(compute_dtype(g.dtype)), order).astype(work)
         return (c * power + d * m.astype(work)).astype(m.dtype)
 
-    return jax.tree.map(leaf, updates, moments)
+    return leaf
+
+
+def tree_update_moment_per_elem_norm(
+    updates: PyTree, moments: PyTree, decay: ArrayLike, order: int
+) -> PyTree:
+    """The exponential moving average of ``|g|**order`` (real for complex updates).
+
+    $$v_t = \\beta\\,v_{t-1} + (1 - \\beta)\\,|g_t|^{k}$$
+    """
+    return jax.tree.map(moment_update_per_elem_norm(decay, order), updates, moments)
 
 
 def tree_bias_correction(moments: PyTree, decay: ArrayLike, count: ArrayLike) -> PyTree:

@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PyTree, jaxtyped
 
-from ._base import EmptyState, GradientTransformation, check_state
+from ._base import EmptyState, check_state
 from ._hyperparameters import ScalarOrSchedule, check_range, resolve
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._mask_tree import broadcast_mask
 from ._numerics import compute_dtype, safe_increment
 from ._typecheck import typechecker
@@ -26,7 +27,7 @@ class WeightDecaySchedule(eqx.Module):
     count: Int[Array, ""]
 
 
-class AddDecayedWeights(GradientTransformation):
+class AddDecayedWeights(LeafwiseTransformation):
     """``updates + weight_decay * params``, where ``mask`` holds."""
 
     weight_decay: ScalarOrSchedule = 0.0
@@ -48,9 +49,9 @@ class AddDecayedWeights(GradientTransformation):
             return WeightDecaySchedule(jnp.zeros([], jnp.int32))
         return EmptyState()
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState | WeightDecaySchedule]:
+    ) -> LeafwiseStep:
         if params is None:
             raise ValueError(
                 "add_decayed_weights: update needs params (the weights to decay); "
@@ -67,15 +68,17 @@ class AddDecayedWeights(GradientTransformation):
             rate = jnp.asarray(self.weight_decay)
             new_state = state
 
-        def decay(g: Array, p: Array) -> Array:
+        def leaf(g: Array, p: Array, moments: tuple, constants: tuple) -> Any:
             work = compute_dtype(g.dtype)
-            return (g.astype(work) + rate.astype(work) * p.astype(work)).astype(g.dtype)
+            decayed = (g.astype(work) + rate.astype(work) * p.astype(work)).astype(g.dtype)
+            return (decayed if not constants else jnp.where(constants[0], decayed, g)), ()
 
-        decayed = jax.tree.map(decay, updates, params)
-        if self.mask is None:
-            return decayed, new_state
-        mask = broadcast_mask(self.mask, updates, where="add_decayed_weights")
-        return jax.tree.map(jnp.where, mask, decayed, updates), new_state
+        masks = (
+            ()
+            if self.mask is None
+            else (broadcast_mask(self.mask, updates, where="add_decayed_weights"),)
+        )
+        return LeafwiseStep(leaf, lambda new: new_state, constants=masks)
 
 
 def add_decayed_weights(

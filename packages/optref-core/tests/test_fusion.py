@@ -1,0 +1,141 @@
+"""chain's fusion of leafwise members: used where it applies, and bit-identical to the
+members applied one at a time, for every conformance case that fuses."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optref.core as oc
+import optref.core._chain as chain_module
+from optref.core.conformance import CASES, build
+
+
+def _is_chain(x: object) -> bool:
+    return isinstance(x, oc.Chain | oc.NamedChain)
+
+
+def _chains(tree: object) -> list[oc.Chain | oc.NamedChain]:
+    """Every chain in ``tree``, nested ones included."""
+    found = [x for x in jax.tree.leaves(tree, is_leaf=_is_chain) if _is_chain(x)]
+    return found + [inner for c in found for inner in _chains(c.transformations)]
+
+
+def _longest_run(tx: object) -> int:
+    """The most consecutive leafwise members of any chain in ``tx``: what fusion joins."""
+    longest = 0
+    for c in _chains(tx):
+        run = 0
+        for member in c.transformations:
+            leafwise = isinstance(member, oc.LeafwiseTransformation)
+            run = run + 1 if leafwise and not (run and member.reads_updates) else int(leafwise)
+            longest = max(longest, run)
+    return longest
+
+
+def _unfused(tree: object) -> object:
+    def rebuild(x: object) -> object:
+        if isinstance(x, oc.Chain):
+            return oc.Chain(tuple(_unfused(t) for t in x.transformations), fuse=False)
+        if isinstance(x, oc.NamedChain):
+            members = tuple(_unfused(t) for t in x.transformations)
+            return oc.NamedChain(x.names, members, fuse=False)
+        return x
+
+    return jax.tree.map(rebuild, tree, is_leaf=_is_chain)
+
+
+FUSED_CASES = [
+    case
+    for case in CASES
+    if case.kind == "transformation" and not case.extra_args and _longest_run(build(case)) > 1
+]
+
+
+def test_the_aliases_that_fuse_include_the_common_optimizers() -> None:
+    names = {case.optref for case in FUSED_CASES}
+    assert {"optref.core.adam", "optref.core.adamw", "optref.core.sgd", "optref.core.lion"} <= names
+
+
+@eqx.filter_jit
+def _step(tx, params, state, grads):
+    updates, state = tx.update(grads, state, params)
+    return eqx.apply_updates(params, updates), updates, state
+
+
+def _bits(tree: object) -> list[tuple[str, tuple[int, ...], bytes]]:
+    arrays = [np.asarray(x) for x in jax.tree.leaves(tree)]
+    return [(a.dtype.str, a.shape, a.tobytes()) for a in arrays]
+
+
+def _draw(key: jax.Array, shapes: dict) -> dict:
+    leaves, treedef = jax.tree.flatten(shapes, is_leaf=lambda x: isinstance(x, tuple))
+    keys = jax.random.split(key, len(leaves))
+    return treedef.unflatten(
+        [jax.random.normal(k, shape, jnp.float32) for k, shape in zip(keys, leaves, strict=True)]
+    )
+
+
+# The structures of the conformance problems, which the cases' masks are written for.
+_SHAPES = {
+    "quadratic": {"w": (3, 2), "b": (2,)},
+    "mlp": {"hidden": {"w": (3, 2), "b": (2,)}, "head": {"w": (2, 1), "b": (1,)}},
+}
+# The default session checks the optimizers most used; the slow session every case.
+_FAST = {"core.adamw", "core.sgd-nesterov", "core.lion", "core.adam-schedule"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c if c.name in _FAST else pytest.param(c, marks=pytest.mark.slow) for c in FUSED_CASES],
+    ids=[c.name for c in FUSED_CASES],
+)
+def test_fused_and_unfused_chains_agree_bit_for_bit(case) -> None:
+    """Three jitted float32 steps with and without fusion: the same updates and states, bit
+    for bit (the transformation is a jit argument, as users pass it)."""
+    shapes = _SHAPES["mlp" if "mlp" in case.problems else "quadratic"]
+    keys = jax.random.split(jax.random.key(0), 4)
+    params, grads = _draw(keys[0], shapes), [_draw(k, shapes) for k in keys[1:]]
+    fused = build(case)
+    results = []
+    for tx in (fused, _unfused(fused)):
+        p, state, trajectory = params, tx.init(params), []
+        for g in grads:
+            p, updates, state = _step(tx, p, state, g)
+            trajectory.append((updates, state))
+        results.append(trajectory)
+    for step, (a, b) in enumerate(zip(*results, strict=True)):
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        assert _bits(a) == _bits(b), f"step {step} differs"
+
+
+def test_chain_runs_consecutive_leafwise_members_in_one_pass(monkeypatch) -> None:
+    """adamw's three members are one pass; a global-norm clip in front opens its own."""
+    passes: list[int] = []
+    original = chain_module.apply_leafwise
+
+    def counting(steps, updates, params=None):
+        passes.append(len(steps))
+        return original(steps, updates, params)
+
+    monkeypatch.setattr(chain_module, "apply_leafwise", counting)
+    params = {"a": jnp.ones(3), "b": jnp.zeros(2)}
+    tx = oc.adamw(1e-3)
+    tx.update(params, tx.init(params), params)
+    assert passes == [3]
+    passes.clear()
+    tx = oc.Chain(tx.transformations, fuse=False)
+    tx.update(params, tx.init(params), params)
+    assert passes == []
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_a_member_error_names_the_member_when_fused(fuse: bool) -> None:
+    params = {"a": jnp.ones(3)}
+    tx = oc.chain(oc.scale_by_adam(), oc.scale(2.0), fuse=fuse)
+    state = tx.init(params)
+    with pytest.raises(oc.StateMismatchError, match="scale_by_adam"):
+        tx.update(params, (state[1], state[1]), params)
