@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import pytest
 
-import optref.core
-from optref.audit import Finding, run_case
+from optref.audit import Finding, build, load_cases, run_case
 from optref.audit import __main__ as cli
 from optref.compat import to_optax
 from optref.core.conformance import Case
@@ -140,33 +140,33 @@ def test_compare_lists_what_appears_and_disappears(tmp_path: Path) -> None:
 
 
 # optref standing in for Optax: the oracle must find nothing.
-def optax_sgd(**kwargs: object) -> object:
-    return to_optax(optref.core.sgd(**kwargs))
+def standin(case_name: str) -> object:
+    """The optref transformation of a conformance case, as an Optax one (optref.compat)."""
+    (case,) = [c for c in load_cases() if c.name == case_name]
+    return to_optax(build(case, "optref"))
 
 
-def optax_adam(**kwargs: object) -> object:
-    return to_optax(optref.core.adam(**kwargs))
-
-
-def optax_optimistic_gradient_descent(**kwargs: object) -> object:
-    return to_optax(optref.core.optimistic_gradient_descent(**kwargs))
+def as_standin_case(case: Case) -> Case:
+    """``case`` with optref, through ``to_optax``, in the place of Optax."""
+    return dataclasses.replace(
+        case, optax=f"{__name__}.standin", optax_kwargs={"case_name": case.name}
+    )
 
 
 @pytest.mark.parametrize(
-    ("name", "kwargs"),
-    [
-        ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
-        ("adam", {"learning_rate": 0.01}),
-        ("optimistic_gradient_descent", {"learning_rate": 0.05}),
-    ],
+    "name", ["core.sgd-momentum", "core.adam", "linesearch.scale_by_lbfgs-memory2"]
 )
-def test_optref_wrapped_as_optax_has_no_findings(name: str, kwargs: dict) -> None:
-    case = Case(
-        f"self.{name}",
-        f"optref.core.{name}",
-        kwargs,
-        f"{__name__}.optax_{name}",
-        problems=("quadratic",),
-        steps=5,
-    )
+def test_optref_standing_in_for_optax_has_no_findings(name: str) -> None:
+    (case,) = [c for c in load_cases() if c.name == name]
+    case = dataclasses.replace(as_standin_case(case), problems=case.problems[:1], steps=5)
     assert run_case(case, checks=("float64",)) == []
+
+
+TRANSFORMATION_CASES = [c for c in load_cases() if c.kind == "transformation"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", TRANSFORMATION_CASES, ids=[c.name for c in TRANSFORMATION_CASES])
+def test_optref_standing_in_for_optax_has_no_findings_on_any_case_or_check(case: Case) -> None:
+    findings = run_case(as_standin_case(case))
+    assert findings == [], "\n".join(f"{f.check} ({f.library}): {f.summary}" for f in findings)

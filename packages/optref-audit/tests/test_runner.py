@@ -6,15 +6,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from optref.audit import (
     PROBLEMS,
+    check_differentiability,
     check_float64,
     check_robustness,
+    check_wrapper_invariance,
+    flatten_state,
     load_cases,
     run_case,
     to_case,
 )
+from optref.audit._check_differentiability import disagreement, range_distance
+from optref.audit._check_low_precision import graft_state
+from optref.audit._check_wrappers import shape_setting_arguments
 from optref.audit._metrics import leaf_relative_error, units_of_epsilon
 from optref.core.conformance import Case
 
@@ -103,3 +110,79 @@ def test_problems_are_deterministic_and_complex_where_declared() -> None:
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         if problem.supports_complex:
             assert jnp.iscomplexobj(jax.tree.leaves(problem.init(jnp.complex128))[0])
+
+
+def test_the_low_precision_state_keeps_each_leaf_dtype() -> None:
+    import optref.core
+
+    with jax.enable_x64(True):
+        tx = optref.core.inject_hyperparams(optref.core.adam)(learning_rate=0.1, b2=0.999)
+        params = PROBLEMS["quadratic"].init(jnp.float64)
+        state64 = tx.init(params)
+        template = tx.init(jax.tree.map(lambda p: p.astype(jnp.bfloat16), params))
+        grafted = graft_state(template, flatten_state(state64))
+    b2 = grafted.hyperparams["b2"]
+    # The injected hyperparameter keeps its own dtype (rounding it to bfloat16 gives 1.0);
+    # the moments take the params' bfloat16, as the library's own init gives them.
+    assert b2.dtype == template.hyperparams["b2"].dtype != jnp.bfloat16
+    assert float(b2) == 0.999
+    assert grafted.inner_state[0].mu["w"].dtype == jnp.bfloat16
+
+
+def stopped_sgd(learning_rate: float) -> object:
+    """SGD whose learning rate is cut from the derivative: a wrong derivative."""
+    import optref.core
+
+    return optref.core.sgd(jax.lax.stop_gradient(learning_rate))
+
+
+def test_differentiability_is_exact_where_b2_is_near_one_and_catches_a_wrong_one() -> None:
+    near_one = Case(
+        "t.adam",
+        "optref.core.adam",
+        {"learning_rate": 0.1, "b2": 0.9999},
+        None,
+        problems=("quadratic",),
+        hyperparameters=("b1", "b2"),
+    )
+    wrong = Case(
+        "t.stopped",
+        f"{__name__}.stopped_sgd",
+        {"learning_rate": 0.1},
+        None,
+        problems=("quadratic",),
+        hyperparameters=("learning_rate",),
+    )
+    with jax.enable_x64(True):
+        assert check_differentiability(near_one, libraries=("optref",), steps=2) == []
+        (finding,) = check_differentiability(wrong, libraries=("optref",), steps=2)
+    assert "learning_rate" in finding.summary and "central differences" in finding.summary
+    assert finding.measured["forward"] == 0.0 and abs(finding.measured["extrapolated"]) > 1e-3
+
+
+def test_finite_differences_tolerate_rounding_noise_but_not_an_error() -> None:
+    # An exact-zero derivative, where the differences carry the loss's rounding noise:
+    # 1e-12 / h with h = 1e-4 is under 16 eps |f| / h.
+    noise = {"finite": True, "forward": 0.0, "central": 2e-12, "central_2h": -1e-12}
+    noise.update(extrapolated=3e-12, max_abs_f=1.0, step=1e-4)
+    assert disagreement(noise) is None
+    # A derivative off by 1e-3, where the differences at h and 2h agree to 1e-10.
+    wrong = dict(noise, forward=1.0, central=1.001, central_2h=1.001 + 1e-10, extrapolated=1.001)
+    assert disagreement(wrong) == "forward mode and central differences disagree"
+    assert range_distance(0.999) == pytest.approx(1e-3) and range_distance(-0.05) == 0.05
+
+
+def test_injected_forms_keep_shape_setting_ints_static() -> None:
+    import optref.linesearch
+
+    assert shape_setting_arguments(optref.linesearch.scale_by_lbfgs, {}) == ("memory_size",)
+    case = Case(
+        "t.lbfgs",
+        "optref.linesearch.scale_by_lbfgs",
+        {"memory_size": 3},
+        None,
+        step_scale=-0.1,
+        problems=("quadratic",),
+    )
+    with jax.enable_x64(True):
+        assert check_wrapper_invariance(case, libraries=("optref",), steps=3) == []

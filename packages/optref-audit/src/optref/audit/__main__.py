@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -175,9 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_comparison(args.compare, args.out)
         print(f"Report: {path}")
         return 0
+    # Where the report will be comes first, so that it is read before the progress lines.
+    print(f"Report: {os.path.join(args.out, 'report.html')}", flush=True)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     cases, backends, findings, timings = _run_all(args)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     paths = write_report(
         args.out,
         cases,
@@ -188,12 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         options={k: v for k, v in vars(args).items() if k != "compare"},
         plots={} if args.no_plots else None,
     )
-    print(f"Report: {paths['html']}")
     counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
     print(
-        f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s: "
+        f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s "
+        f"({cpu:.1f} s of CPU time): "
         + ", ".join(f"{n} {s}" for s, n in reversed(counts.items()))
     )
+    print(f"Report: {paths['html']} (also {paths['md']}, {paths['json']})")
     if args.fail_on != "never":
         threshold = SEVERITIES.index(args.fail_on)
         if any(SEVERITIES.index(f.severity) >= threshold for f in findings):

@@ -1,6 +1,28 @@
 """Differentiability: the loss after K steps, differentiated with respect to the initial
 params and to hyperparameters, is finite and agrees with forward mode and with central
-finite differences in float64."""
+finite differences in float64; and Optax's derivative agrees with optref's.
+
+For a target $x$ (the params, or one hyperparameter) and a direction $v$, the check
+computes the directional derivative $f'(x)v$ of $f$ (the loss after K steps) three ways:
+reverse mode $\\langle \\nabla f(x), v\\rangle$, forward mode (``jax.jvp``), and central
+differences at two step sizes,
+
+$$D(h) = \\frac{f(x + hv) - f(x - hv)}{2h},
+\\qquad D_R = \\frac{4D(h) - D(2h)}{3} \\quad\\text{(Richardson)}.$$
+
+$D(h) - f'(x)v \\approx c h^2$, so $|D(2h) - D(h)| \\approx 3|c|h^2$ estimates the
+truncation error, and $\\varepsilon \\max|f| / h$ the rounding error; both enter the
+tolerance, so a kink or rounding noise in $f$ (an exact-zero derivative) is not mistaken
+for a wrong derivative, and a smooth $f$ is held to ``FD_RTOL``. The step is relative to
+the distance from the value to the nearest boundary of its range
+(:func:`range_distance`), so $b_2 = 0.999$ is stepped by $10^{-7}$, never past 1.
+
+Where optref holds a heuristic fixed (``stop_gradient`` on L-BFGS's first-step scaling,
+numerics rule 2), finite differences see the heuristic move and optref does not; the
+cross-library comparison (forward mode of both) shows where Optax's derivative differs
+from the reference's. The first-step check compares the derivative of the first update
+on every problem (``_first_step``).
+"""
 
 from __future__ import annotations
 
@@ -20,19 +42,41 @@ from ._problems import PROBLEMS, descent_gradient
 from ._trajectory import extra_arguments, step_params
 from ._versions import applicable_deviation
 
-__all__ = ["check_differentiability", "derivatives"]
+__all__ = ["check_differentiability", "derivatives", "range_distance"]
 
-#: Agreement of reverse mode with forward mode, and of forward mode with finite differences.
+#: Agreement of reverse mode with forward mode, relative to the sum of the magnitudes of
+#: the terms of the directional derivative (what rounding scales with).
 AD_RTOL = 1e-9
-FD_RTOL = 1e-5
+#: Agreement of Optax's forward-mode derivative with optref's, on the same scale.
+CROSS_RTOL = 1e-8
+#: Agreement of forward mode with the extrapolated central difference, besides the
+#: truncation and rounding estimates.
+FD_RTOL = 1e-6
+#: The difference step, as a fraction of the distance to the range boundary.
+RELATIVE_STEP = 1e-4
+#: The multiples of the step at which the loss is evaluated.
+_MULTIPLES = (1.0, -1.0, 2.0, -2.0)
+_EPS = float(jnp.finfo(jnp.float64).eps)
+
+
+def range_distance(value: float) -> float:
+    """How far a hyperparameter's value is from the nearest boundary of its range.
+
+    A value in $(0, 1)$ is a rate or a decay whose range ends at 0 and at 1
+    ($b_2 = 0.999$ is $10^{-3}$ from its boundary); any other non-zero value is a scale
+    whose sign must not change ($|x|$); 0 has no known boundary nearby (1).
+    """
+    if 0.0 < value < 1.0:
+        return min(value, 1.0 - value)
+    return abs(value) if value != 0.0 else 1.0
 
 
 def _loss_after(
-    case: Case, library: str, problem_name: str, steps: int, **hyper: Any
-) -> Callable[[Any], jax.Array]:
+    case: Case, library: str, problem_name: str, steps: int
+) -> Callable[[Any, dict[str, jax.Array]], jax.Array]:
     problem = PROBLEMS[problem_name]
 
-    def loss(params: Any) -> jax.Array:
+    def loss(params: Any, hyper: dict[str, jax.Array]) -> jax.Array:
         tx = build(case, library, **hyper)
         state = tx.init(params)
         for _ in range(steps):
@@ -45,34 +89,107 @@ def _loss_after(
     return loss
 
 
-def derivatives(
-    f: Callable[[Any], jax.Array], x: Any, direction: Any, h: float = 1e-6
-) -> dict[str, float]:
-    """``<∇f(x), v>`` by reverse mode, forward mode, and central differences of step ``h``
-    along ``v``."""
-    gradient = jax.grad(f)(x)
-    reverse = float(
-        sum(
-            jnp.vdot(g, v).real
-            for g, v in zip(jax.tree.leaves(gradient), jax.tree.leaves(direction), strict=True)
-        )
+def _axpy(a: float, v: Any, x: Any) -> Any:
+    return jax.tree.map(lambda xi, vi: xi + a * vi, x, v)
+
+
+def _vdot(a: Any, b: Any) -> jax.Array:
+    return sum(
+        (jnp.vdot(x, y).real for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)),
+        start=jnp.zeros([]),
     )
-    forward = float(jax.jvp(f, (x,), (direction,))[1])
-    plus = jax.tree.map(lambda a, v: a + h * v, x, direction)
-    minus = jax.tree.map(lambda a, v: a - h * v, x, direction)
-    central = float((f(plus) - f(minus)) / (2 * h))
-    finite = all(bool(np.all(np.isfinite(np.asarray(g)))) for g in jax.tree.leaves(gradient))
-    return {"reverse": reverse, "forward": forward, "central": central, "finite": finite}
 
 
-def _disagreement(d: dict[str, float]) -> str | None:
-    if not d["finite"] or not np.isfinite(d["forward"]):
+def _abs_vdot(a: Any, b: Any) -> jax.Array:
+    return sum(
+        (
+            jnp.sum(jnp.abs(jnp.conj(x) * y))
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        ),
+        start=jnp.zeros([]),
+    )
+
+
+def derivatives(
+    f: Callable[[Any], jax.Array],
+    x: Any,
+    directions: list[Any],
+    steps: list[float],
+) -> list[dict[str, Any]]:
+    """The directional derivatives of ``f`` at ``x`` along each of ``directions``.
+
+    One compiled program gives forward mode along every direction (``vmap`` over
+    tangents) and ``f`` at ``x ± h v`` and ``x ± 2h v`` (``vmap`` over points) with ``h``
+    the direction's entry of ``steps``; another the gradient. Each result has
+    ``forward``; ``reverse`` and ``terms`` (the sum of the magnitudes of the terms of
+    $\\langle\\nabla f, v\\rangle$) or ``reverse_error``; ``central``, ``central_2h``,
+    ``extrapolated`` and ``max_abs_f``; and ``finite``.
+    """
+    tangents = jax.tree.map(lambda *leaves: jnp.stack(leaves), *directions)
+    hs = jnp.asarray(steps)
+
+    def evaluate(x: Any, tangents: Any, hs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        forward = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(tangents)
+        offsets = jnp.asarray(_MULTIPLES)[None, :] * hs[:, None]  # (direction, multiple)
+
+        def at(t: Any, offsets: jax.Array) -> jax.Array:
+            return jax.vmap(lambda a: f(_axpy(a, t, x)))(offsets)
+
+        return forward, jax.vmap(at)(tangents, offsets)
+
+    forward, values = jax.jit(evaluate)(x, tangents, hs)
+    gradient, reverse_error = None, ""
+    try:
+        gradient = jax.jit(jax.grad(f))(x)
+    except Exception as error:  # Optax's line searches: reverse mode through while_loop
+        reverse_error = f"{type(error).__name__}: {error}"[:300]
+    gradient_finite = gradient is None or all(
+        bool(np.all(np.isfinite(np.asarray(g)))) for g in jax.tree.leaves(gradient)
+    )
+    results = []
+    for i, (v, h) in enumerate(zip(directions, steps, strict=True)):
+        d: dict[str, Any] = {"forward": float(forward[i]), "step": h}
+        if reverse_error:
+            d["reverse_error"] = reverse_error
+        elif gradient is not None:
+            d["reverse"] = float(_vdot(gradient, v))
+            d["terms"] = float(_abs_vdot(gradient, v))
+        f1, fm1, f2, fm2 = (float(y) for y in values[i])
+        d["central"] = (f1 - fm1) / (2 * h)
+        d["central_2h"] = (f2 - fm2) / (4 * h)
+        d["extrapolated"] = (4 * d["central"] - d["central_2h"]) / 3
+        d["max_abs_f"] = max(abs(f1), abs(fm1), abs(f2), abs(fm2))
+        d["finite"] = bool(gradient_finite and np.isfinite(d["forward"]))
+        results.append(d)
+    return results
+
+
+def disagreement(d: dict[str, Any]) -> str | None:
+    """What is wrong with one target's derivatives, or ``None``.
+
+    Reverse and forward mode must agree to :data:`AD_RTOL` of the sum of the magnitudes
+    of the terms; forward mode and the extrapolated central difference to
+    :data:`FD_RTOL` of the derivative plus the truncation estimate $2|D(2h) - D(h)|$
+    plus the rounding estimate $16\\varepsilon\\max|f|/h$.
+    """
+    if not d["finite"]:
         return "the gradient is not finite"
-    scale = max(abs(d["forward"]), abs(d["central"]), 1e-8)
-    if abs(d["reverse"] - d["forward"]) > AD_RTOL * scale:
-        return "reverse and forward mode disagree"
-    if abs(d["forward"] - d["central"]) > FD_RTOL * scale:
-        return "forward mode and central differences disagree"
+    forward = d["forward"]
+    if "reverse" in d:
+        scale = max(abs(d["reverse"]), abs(forward), d["terms"])
+        if abs(d["reverse"] - forward) > AD_RTOL * scale:
+            return "reverse and forward mode disagree"
+    if "extrapolated" in d:
+        if not np.isfinite(d["extrapolated"]):
+            return "the loss is not finite near the point"
+        truncation = abs(d["central_2h"] - d["central"])
+        rounding = _EPS * d["max_abs_f"] / d["step"]
+        tolerance = (
+            FD_RTOL * max(abs(forward), abs(d["extrapolated"])) + 2 * truncation + 16 * rounding
+        )
+        d["fd_tolerance"] = tolerance
+        if abs(forward - d["extrapolated"]) > tolerance:
+            return "forward mode and central differences disagree"
     return None
 
 
@@ -87,64 +204,109 @@ def _defaults(dotted: str | None) -> dict[str, Any]:
     }
 
 
+def _hyperparameters(case: Case, library: str) -> dict[str, jax.Array]:
+    kwargs = case.kwargs if library == "optref" or case.optax_kwargs is None else case.optax_kwargs
+    defaults = _defaults(case.optref if library == "optref" else case.optax)
+    return {
+        name: jnp.asarray(kwargs.get(name, defaults.get(name)), jnp.float64)
+        for name in case.hyperparameters
+    }
+
+
+def _directions(params: Any, hyper: dict[str, jax.Array]) -> tuple[list, list, list[str]]:
+    """One direction per target (a random one for the params, a unit one per
+    hyperparameter), each with its difference step."""
+    rng = np.random.default_rng(0)
+    v_params = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params)
+    zero_hyper = {k: jnp.zeros_like(v) for k, v in hyper.items()}
+    zero_params = jax.tree.map(jnp.zeros_like, params)
+    flat = np.concatenate([np.abs(np.asarray(p)).ravel() for p in jax.tree.leaves(params)])
+    scale = max(float(np.sqrt(np.mean(flat**2))), 1.0)
+    directions, steps, names = [(v_params, zero_hyper)], [RELATIVE_STEP * scale], ["params"]
+    for name, value in hyper.items():
+        directions.append((zero_params, {**zero_hyper, name: jnp.ones_like(value)}))
+        steps.append(RELATIVE_STEP * range_distance(float(value)))
+        names.append(name)
+    return directions, steps, names
+
+
 def check_differentiability(
     case: Case,
     libraries: tuple[str, ...] = ("optref", "optax"),
     steps: int = 3,
     backend: str = "cpu",
 ) -> list[Finding]:
-    """Check d(loss after ``steps`` steps)/d(initial params) and /d(each hyperparameter)."""
+    """Check d(loss after ``steps`` steps)/d(initial params) and /d(each hyperparameter).
+
+    On the case's first problem each library's reverse mode, forward mode and finite
+    differences must agree (:func:`disagreement`), and Optax's forward-mode derivatives
+    must equal optref's to :data:`CROSS_RTOL`.
+    """
+    findings: list[Finding] = []
+    libraries = tuple(lib for lib in libraries if lib == "optref" or case.optax is not None)
+    deviation = applicable_deviation(case, "differentiability")
+
+    def report(library: str, target: str, problem: str, text: str, measured: dict) -> None:
+        # library: "optref" or "optax" for a library's own derivatives, "both" where
+        # Optax's differ from optref's. A recorded deviation explains what Optax does.
+        if library == "optref" and deviation is not None:
+            return
+        explained = deviation is not None and library != "optref"
+        unexplained = library == "optref" or (library == "both" and not explained)
+        findings.append(
+            Finding(
+                case=case.name,
+                check="differentiability",
+                severity="error" if unexplained else "warning",
+                library="optax" if explained else library,  # type: ignore[arg-type]
+                summary=f"d(loss after {steps} steps)/d({target}) on {problem}: {text}"
+                + (f": {deviation.reason}" if explained and deviation else ""),
+                backend=backend,
+                problem=problem,
+                measured=measured,
+                link=deviation.link if explained and deviation else "",
+            )
+        )
+
     problem = case.problems[0]
     params = PROBLEMS[problem].init(jnp.float64)
-    direction = jax.tree.map(
-        lambda p: jnp.asarray(np.random.default_rng(0).normal(size=p.shape), p.dtype), params
-    )
-    findings = []
+    forward: dict[str, list[dict]] = {}
+    names: list[str] = []
     for library in libraries:
-        if library == "optax" and case.optax is None:
+        hyper = _hyperparameters(case, library)
+        directions, hs, names = _directions(params, hyper)
+        loss = _loss_after(case, library, problem, steps)
+        try:
+            results = derivatives(lambda z, loss=loss: loss(*z), (params, hyper), directions, hs)
+        except Exception as error:
+            text = f"{library}: differentiation raised {type(error).__name__}: {error}"[:500]
+            report(library, "params", problem, text, {})
             continue
-        targets: list[tuple[str, Callable[[Any], jax.Array], Any, Any]] = [
-            ("params", _loss_after(case, library, problem, steps), params, direction)
-        ]
-        kwargs = (
-            case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
-        )
-        defaults = _defaults(case.optref if library == "optref" else case.optax)
-        for name in case.hyperparameters:
-            value = jnp.asarray(kwargs.get(name, defaults.get(name)), jnp.float64)
-
-            def of_hyper(h: jax.Array, name: str = name) -> jax.Array:
-                return _loss_after(case, library, problem, steps, **{name: h})(params)
-
-            # A relative step, so that a small hyperparameter (eps) stays in its range.
-            targets.append((name, of_hyper, value, jnp.abs(value) + (value == 0)))
-        for target, f, x, v in targets:
-            try:
-                d = derivatives(f, x, v, h=1e-6 if target == "params" else 1e-4)
-                problem_text = _disagreement(d)
-            except Exception as error:
-                d, problem_text = (
-                    {"error": f"{type(error).__name__}: {error}"[:500]},
-                    ("differentiation raised"),
-                )
-            if problem_text is None:
+        forward[library] = results
+        for name, d in zip(names, results, strict=True):
+            if "reverse_error" in d and library == "optax":
+                report(library, name, problem, "Optax: reverse mode raised", d)
                 continue
-            ours = library == "optref"
-            deviation = applicable_deviation(case, "differentiability")
-            if ours and deviation is not None:
-                continue
-            findings.append(
-                Finding(
-                    case=case.name,
-                    check="differentiability",
-                    severity="error" if ours else "warning",
-                    library=library,
-                    summary=f"{library}: d(loss after {steps} steps)/d({target}): {problem_text}"
-                    + (f": {deviation.reason}" if deviation and not ours else ""),
-                    backend=backend,
-                    problem=problem,
-                    measured=d,
-                    link=deviation.link if deviation and not ours else "",
-                )
-            )
+            text = disagreement(d)
+            if text is not None:
+                report(library, name, problem, f"{library}: {text}", d)
+    if len(forward) == 2:
+        _compare_libraries(forward, names, problem, report)
     return findings
+
+
+def _compare_libraries(
+    forward: dict[str, list[dict]],
+    names: list[str],
+    problem: str,
+    report: Callable[[str, str, str, str, dict], None],
+) -> None:
+    for name, ours, theirs in zip(names, forward["optref"], forward["optax"], strict=True):
+        a, b = ours["forward"], theirs["forward"]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            continue  # reported above where it is the first problem; robustness elsewhere
+        scale = max(abs(a), abs(b), ours.get("terms", 0.0))
+        if abs(a - b) > CROSS_RTOL * scale:
+            measured = {"optref_derivative": a, "optax_derivative": b, "rtol": CROSS_RTOL}
+            text = f"Optax's derivative {b:.6g} differs from optref's {a:.6g}"
+            report("both", name, problem, text, measured)

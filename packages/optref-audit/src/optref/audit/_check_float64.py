@@ -10,6 +10,7 @@ from optref.core.conformance import Case
 
 from ._cases import build
 from ._findings import Finding
+from ._first_step import check_first_step_derivative
 from ._metrics import leaf_relative_error, tree_relative_error
 from ._problems import PROBLEMS
 from ._reproducer import optax_reproducer
@@ -53,7 +54,9 @@ def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
     (identical inputs), with its own state.
 
     A disagreement covered by a recorded deviation (for the installed Optax version) is
-    an Optax finding with the deviation's reason and link; any other is an error.
+    an Optax finding with the deviation's reason and link; any other is an error. Where
+    the first updates agree, on real params, so must their derivatives with respect to
+    the gradient (:func:`check_first_step_derivative`).
     """
     if case.optax is None:
         return []
@@ -69,8 +72,32 @@ def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
             step_scale=case.step_scale,
             extra_args=case.extra_args,
         )
-        runs = [ours, run_forced(build(case, "optax"), problem, ours, extra_args=case.extra_args)]
+        try:
+            theirs = run_forced(build(case, "optax"), problem, ours, extra_args=case.extra_args)
+        except Exception as error:  # an Optax that cannot run these params (complex, ...)
+            findings.append(
+                Finding(
+                    case=case.name,
+                    check="float64",
+                    severity="error",
+                    library="optax",
+                    summary=f"Optax raised {type(error).__name__} on {name} ({dtype.name}): "
+                    f"{error}"[:500],
+                    backend=backend,
+                    dtype=dtype.name,
+                    problem=name,
+                    reproducer=optax_reproducer(case, name, dtype, 0),
+                )
+            )
+            continue
+        runs = [ours, theirs]
         difference = _first_difference(case, *runs)
+        first_agrees = difference is None or difference[0] > 0
+        if first_agrees and not jnp.issubdtype(dtype, jnp.complexfloating):
+            derivative = check_first_step_derivative(
+                case, problem, ours.params[0], ours.grads[0], backend=backend
+            )
+            findings.extend([derivative] if derivative is not None else [])
         if difference is None:
             continue
         step, where, error = difference

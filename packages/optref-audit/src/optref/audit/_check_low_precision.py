@@ -22,9 +22,15 @@ from ._cases import build
 from ._findings import Finding
 from ._metrics import units_of_epsilon
 from ._problems import PROBLEMS
-from ._trajectory import extra_arguments, flatten_state, run_trajectory
+from ._trajectory import (
+    Trajectory,
+    extra_arguments,
+    flatten_state,
+    jitted_update,
+    run_trajectory,
+)
 
-__all__ = ["LOW_PRECISION_BOUND", "check_low_precision", "one_step_errors"]
+__all__ = ["LOW_PRECISION_BOUND", "check_low_precision", "graft_state", "one_step_errors"]
 
 LOW_PRECISION_BOUND = 16.0
 """The one-step error, in epsilons of the dtype, above which optref fails its own check."""
@@ -43,58 +49,91 @@ def _cast(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(leaf, tree)
 
 
-def _graft(template: Any, leaves_by_path: dict[str, np.ndarray]) -> Any:
-    """``template`` with its leaves replaced by the ones at the same key paths."""
+def graft_state(template: Any, leaves_by_path: dict[str, np.ndarray]) -> Any:
+    """``template`` with each leaf replaced by the one at the same key path, cast to the
+    template leaf's own dtype.
+
+    The low-precision state of a library is its own ``init`` in the low dtype with the
+    float64 run's values grafted in: a leaf the library keeps in float32 (an accumulator)
+    or in the default float dtype (an injected hyperparameter) keeps that dtype, where
+    rounding the whole state would turn ``b2 = 0.999`` into bfloat16's 1.0.
+    """
     paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return treedef.unflatten(
-        [jnp.asarray(leaves_by_path[jax.tree_util.keystr(p)]) for p, _ in paths_leaves]
+    leaves = []
+    for path, old in paths_leaves:
+        value = leaves_by_path[jax.tree_util.keystr(path)]
+        if isinstance(old, jax.Array) and jax.dtypes.issubdtype(old.dtype, jax.dtypes.prng_key):
+            leaves.append(
+                jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(old))
+            )
+        elif isinstance(old, jax.Array | np.ndarray | np.generic):
+            leaves.append(jnp.asarray(value).astype(old.dtype))
+        else:
+            leaves.append(old)
+    return treedef.unflatten(leaves)
+
+
+def _init(tx: Any, params: Any) -> Any:
+    return tx.init(params)
+
+
+def _float64_run(case: Case, library: str, problem: Any, steps: int) -> Trajectory:
+    return run_trajectory(
+        build(case, library),
+        problem,
+        problem.init(jnp.float64),
+        steps,
+        step_scale=case.step_scale,
+        extra_args=case.extra_args,
     )
 
 
 def one_step_errors(
-    case: Case, library: str, dtype: Any, problem_name: str, steps: tuple[int, ...]
+    case: Case,
+    library: str,
+    dtype: Any,
+    problem_name: str,
+    steps: tuple[int, ...],
+    runs: dict[str, Trajectory] | None = None,
 ) -> dict[int, float]:
-    """The one-step error of ``library`` in ``dtype``, in epsilons, at each of ``steps``."""
+    """The one-step error of ``library`` in ``dtype``, in epsilons, at each of ``steps``.
+
+    At each step the float64 run's gradient, params and state (``library``'s own run) are
+    rounded to ``dtype`` (each state leaf to the dtype of that leaf in ``library``'s own
+    low-precision ``init``); the library updates them in ``dtype`` and the oracle, optref
+    in float64, updates the same rounded values upcast. ``runs`` holds the float64 runs
+    by library, computed when missing; where the two libraries' state layouts differ,
+    the oracle gets optref's own state, rounded the same way.
+    """
     problem = PROBLEMS[problem_name]
+    runs = {} if runs is None else runs
+    for name in {library, "optref"}:
+        if name not in runs:
+            runs[name] = _float64_run(case, name, problem, max(steps) + 1)
     params64 = problem.init(jnp.float64)
-    last = max(steps) + 1
     tx_low, tx_ref = build(case, library), build(case, "optref")
-    trajectory = run_trajectory(
-        build(case, library),
-        problem,
-        params64,
-        last,
-        step_scale=case.step_scale,
-        extra_args=case.extra_args,
-    )
-    ref_template = tx_ref.init(params64)
-    update_low = jax.jit(lambda g, s, p, e: tx_low.update(g, s, p, **e)[0])
-    update_ref = jax.jit(lambda g, s, p, e: tx_ref.update(g, s, p, **e)[0])
+    low_template = _init(tx_low, _cast(params64, dtype))
+    ref_template = _init(tx_ref, params64)
+    ref_low_template = _init(tx_ref, _cast(params64, dtype))
+    same_layout = flatten_state(low_template).keys() == flatten_state(ref_template).keys()
+    extra_names = tuple(a for a in case.extra_args if a != "value_fn")
     errors = {}
     for step in steps:
-        state_before = (
-            trajectory.states[step - 1] if step > 0 else build(case, library).init(params64)
-        )
-        grads, params = trajectory.grads[step], trajectory.params[step]
-        g_low, s_low, p_low = (_cast(x, dtype) for x in (grads, state_before, params))
-        extra_low = {
-            k: v
-            for k, v in extra_arguments(
-                tuple(a for a in case.extra_args if a != "value_fn"), problem, p_low, g_low
-            ).items()
-        }
-        u_low = update_low(g_low, s_low, p_low, extra_low)
+        grads, params = runs[library].grads[step], runs[library].params[step]
+        before = runs[library].states[step - 1] if step > 0 else low_template
+        g_low, p_low = _cast(grads, dtype), _cast(params, dtype)
+        s_low = graft_state(low_template, flatten_state(before))
+        extra_low = extra_arguments(extra_names, problem, p_low, g_low)
+        u_low = jitted_update(tx_low, g_low, s_low, p_low, extra_low, None)[0]
         g_up, p_up = _cast(g_low, jnp.float64), _cast(p_low, jnp.float64)
-        s_up = _graft(
-            ref_template, {k: _cast(v, jnp.float64) for k, v in flatten_state(s_low).items()}
-        )
-        extra_up = {
-            k: v
-            for k, v in extra_arguments(
-                tuple(a for a in case.extra_args if a != "value_fn"), problem, p_up, g_up
-            ).items()
-        }
-        u_ref = update_ref(g_up, s_up, p_up, extra_up)
+        if same_layout:
+            s_rounded = s_low
+        else:
+            ref_before = runs["optref"].states[step - 1] if step > 0 else ref_low_template
+            s_rounded = graft_state(ref_low_template, flatten_state(ref_before))
+        s_up = graft_state(ref_template, flatten_state(s_rounded))
+        extra_up = extra_arguments(extra_names, problem, p_up, g_up)
+        u_ref = jitted_update(tx_ref, g_up, s_up, p_up, extra_up, None)[0]
         errors[step] = units_of_epsilon(u_low, u_ref, dtype)
     return errors
 
@@ -116,12 +155,15 @@ def check_low_precision(
         return []
     problem = problem or case.problems[0]
     findings = []
+    runs: dict[str, Trajectory] = {}  # the float64 runs, shared by every dtype
     for dtype in dtypes:
         measured = {}
         for library in libraries:
             if library == "optax" and case.optax is None:
                 continue
-            measured[library] = one_step_errors(case, library, jnp.dtype(dtype), problem, steps)
+            measured[library] = one_step_errors(
+                case, library, jnp.dtype(dtype), problem, steps, runs
+            )
         ours = max(measured["optref"].values())
         if ours > LOW_PRECISION_BOUND and case.deviation("low_precision") is None:
             findings.append(

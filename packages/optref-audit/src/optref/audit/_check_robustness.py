@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Literal
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,10 +51,40 @@ def _finite(tree: object) -> bool:
     )
 
 
+def _pick(leaf: Any, k: int, index: int) -> Any:
+    return leaf[k, index] if isinstance(leaf, jax.Array | np.ndarray) else leaf
+
+
+@eqx.filter_jit
+def _runs(
+    tx: Any, params: Any, grads: Any, step_scale: float, extra_args: tuple[str, ...], steps: int
+) -> tuple[Any, Any]:
+    """``steps`` steps from ``params`` with the same gradient at each, for a batch of
+    gradients (leading axis); the updates and states of every step, stacked."""
+
+    def run(grads: Any) -> tuple[Any, Any]:
+        p, state = params, tx.init(params)
+        all_updates, all_states = [], []
+        for _ in range(steps):
+            extra: dict[str, Any] = {}
+            if "value" in extra_args:
+                extra["value"] = jnp.zeros([], jnp.real(jax.tree.leaves(p)[0]).dtype)
+            if "grad" in extra_args:
+                extra["grad"] = grads
+            updates, state = tx.update(grads, state, p, **extra)
+            p = step_params(p, updates, step_scale)
+            all_updates.append(updates)
+            all_states.append(state)
+        stack = functools.partial(jax.tree.map, lambda *xs: jnp.stack(xs))
+        return stack(*all_updates), stack(*all_states)
+
+    return jax.vmap(run)(grads)
+
+
 def check_robustness(
     case: Case,
     dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16"),
-    libraries: tuple[str, ...] = ("optref", "optax"),
+    libraries: tuple[Literal["optref", "optax"], ...] = ("optref", "optax"),
     steps: int = 2,
     backend: str = "cpu",
 ) -> list[Finding]:
@@ -66,24 +100,17 @@ def check_robustness(
         tx = build(case, library)
         for dtype in dtypes:
             params = problem.init(jnp.dtype(dtype))
-
-            @jax.jit
-            def step(params: object, state: object, grads: object) -> tuple:
-                extra = {"value": jnp.zeros([], dtype)} if "value" in case.extra_args else {}
-                if "grad" in case.extra_args:
-                    extra["grad"] = grads
-                updates, state = tx.update(grads, state, params, **extra)
-                return step_params(params, updates, case.step_scale), state, updates
-
-            for kind in GRADIENT_KINDS:
-                grads = special_gradient(params, kind)
-                p, state = params, tx.init(params)
+            grads = [special_gradient(params, kind) for kind in GRADIENT_KINDS]
+            # One program per library and dtype: the gradient kinds are a batch.
+            batched = jax.tree.map(lambda *leaves: jnp.stack(leaves), *grads)
+            updates, states = _runs(tx, params, batched, case.step_scale, case.extra_args, steps)
+            for k, kind in enumerate(GRADIENT_KINDS):
                 for index in range(steps):
-                    p, state, updates = step(p, state, grads)
-                    if not (_finite(updates) and _finite(state)):
-                        ours = library == "optref"
-                        if ours and deviation is not None:
-                            break
+                    pick = functools.partial(_pick, k=k, index=index)
+                    if _finite(jax.tree.map(pick, updates)) and _finite(jax.tree.map(pick, states)):
+                        continue
+                    ours = library == "optref"
+                    if not (ours and deviation is not None):
                         findings.append(
                             Finding(
                                 case=case.name,
@@ -99,5 +126,5 @@ def check_robustness(
                                 measured={"gradient": kind},
                             )
                         )
-                        break
+                    break
     return findings

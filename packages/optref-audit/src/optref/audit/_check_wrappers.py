@@ -7,8 +7,9 @@ hyperparameters injected. Updates must be bit-identical.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ from ._findings import Finding
 from ._problems import PROBLEMS
 from ._trajectory import run_trajectory
 
-__all__ = ["check_wrapper_invariance", "wrapped_forms"]
+__all__ = ["check_wrapper_invariance", "shape_setting_arguments", "wrapped_forms"]
 
 
 def _optional(dotted: str) -> Any:
@@ -29,6 +30,21 @@ def _optional(dotted: str) -> Any:
         return resolve_name(dotted)
     except (ImportError, AttributeError):
         return None
+
+
+def shape_setting_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple:
+    """The arguments of ``factory`` whose value (given, or the default) is a Python int.
+
+    An int such as L-BFGS's ``memory_size`` sets the shape of the state; injected as a
+    traced array it could not, so the injected form keeps these static (``static_args``),
+    as a user injecting such a factory must.
+    """
+    names = []
+    for name, parameter in inspect.signature(factory).parameters.items():
+        value = kwargs.get(name, parameter.default)
+        if isinstance(value, int) and not isinstance(value, bool):
+            names.append(name)
+    return tuple(names)
 
 
 def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
@@ -45,19 +61,22 @@ def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
         )
     inject = _optional(f"{root}.inject_hyperparams")
     if inject is not None:
-        factory = resolve_name(case.optref if library == "optref" else case.optax)
+        dotted = case.optref if library == "optref" else case.optax
+        assert dotted is not None, "the Optax side runs only for cases with a counterpart"
+        factory = resolve_name(dotted)
         kwargs = (
             case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
         )
-        forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(factory)(
-            **{k: build_argument(v, library) for k, v in kwargs.items()}
-        )
+        static = shape_setting_arguments(factory, kwargs)
+        forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(
+            factory, static_args=static
+        )(**{k: build_argument(v, library) for k, v in kwargs.items()})
     return forms
 
 
 def check_wrapper_invariance(
     case: Case,
-    libraries: tuple[str, ...] = ("optref", "optax"),
+    libraries: tuple[Literal["optref", "optax"], ...] = ("optref", "optax"),
     steps: int = 10,
     dtype: Any = jnp.float32,
     backend: str = "cpu",

@@ -18,6 +18,8 @@ __all__ = [
     "Trajectory",
     "extra_arguments",
     "flatten_state",
+    "jitted_step",
+    "jitted_update",
     "run_forced",
     "run_trajectory",
     "step_params",
@@ -60,6 +62,36 @@ def step_params(params: PyTree, updates: PyTree, step_scale: float) -> PyTree:
     )
 
 
+def _step(
+    tx: Any,
+    params: PyTree,
+    state: PyTree,
+    grads: PyTree,
+    extra: dict,
+    value_fn: Any,
+    step_scale: float,
+) -> tuple:
+    if value_fn is not None:
+        extra = {**extra, "value_fn": value_fn}
+    updates, state = tx.update(grads, state, params, **extra)
+    return step_params(params, updates, step_scale), state, updates
+
+
+def _update(tx: Any, grads: PyTree, state: PyTree, params: PyTree, extra: dict, value_fn: Any):
+    if value_fn is not None:
+        extra = {**extra, "value_fn": value_fn}
+    return tx.update(grads, state, params, **extra)
+
+
+# Compiled once per module: the transformation is an argument, not a closed-over constant,
+# so its hyperparameters stay data, as in a user's jitted step (XLA cannot fold them into
+# the arithmetic), and every run of the same transformation on the same shapes reuses one
+# compilation (a case's checks run its transformations many times). ``init`` runs op by
+# op: its few operations are compiled once per shape for every case together.
+jitted_step = eqx.filter_jit(_step)
+jitted_update = eqx.filter_jit(_update)
+
+
 def run_trajectory(
     tx: Any,
     problem: Problem,
@@ -71,20 +103,10 @@ def run_trajectory(
 ) -> Trajectory:
     """Run ``tx`` (an optref or an Optax transformation) for ``steps`` steps from ``params``.
 
-    The problem's gradient is compiled once per problem and shared by every run; only the
-    transformation's step is compiled per run.
+    The problem's gradient is compiled once per problem and shared by every run; the
+    transformation's step once per transformation and shapes.
     """
     value_fn = problem.loss if "value_fn" in extra_args else None
-
-    # The transformation is an argument, not a closed-over constant: its hyperparameters
-    # stay data, as in a user's jitted step, so XLA cannot fold them into the arithmetic.
-    def step(tx: Any, params: PyTree, state: PyTree, grads: PyTree, extra: dict) -> tuple:
-        if value_fn is not None:
-            extra = {**extra, "value_fn": value_fn}
-        updates, state = tx.update(grads, state, params, **extra)
-        return step_params(params, updates, step_scale), state, updates
-
-    jitted = functools.partial(eqx.filter_jit(step), tx)
     gradient = _compiled_gradient(problem.name)
     value = _compiled_value(problem.name)
     state = tx.init(params)
@@ -97,7 +119,7 @@ def run_trajectory(
             extra["value"] = value(params)
         if "grad" in extra_args:
             extra["grad"] = grads
-        params, state, updates = jitted(params, state, grads, extra)
+        params, state, updates = jitted_step(tx, params, state, grads, extra, value_fn, step_scale)
         out.grads.append(jax.device_get(grads))
         out.updates.append(jax.device_get(updates))
         out.states.append(jax.device_get(state))
@@ -124,13 +146,6 @@ def run_forced(
     params into the gradients and grow.
     """
     value_fn = problem.loss if "value_fn" in extra_args else None
-
-    def step(params: PyTree, state: PyTree, grads: PyTree, extra: dict) -> tuple:
-        if value_fn is not None:
-            extra = {**extra, "value_fn": value_fn}
-        return tx.update(grads, state, params, **extra)
-
-    jitted = jax.jit(step)
     value = _compiled_value(problem.name)
     state = tx.init(reference.params[0])
     out = Trajectory([], [], [], [])
@@ -140,7 +155,7 @@ def run_forced(
             extra["value"] = value(params)
         if "grad" in extra_args:
             extra["grad"] = grads
-        updates, state = jitted(params, state, grads, extra)
+        updates, state = jitted_update(tx, grads, state, params, extra, value_fn)
         out.params.append(params)
         out.grads.append(grads)
         out.updates.append(jax.device_get(updates))

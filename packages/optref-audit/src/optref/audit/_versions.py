@@ -18,12 +18,12 @@ def optax_version() -> str:
 
 
 def applicable_deviation(case: Case, check: str) -> Deviation | None:
-    """The case's deviation for ``check`` if it applies to the installed Optax."""
-    deviation = case.deviation(check)
-    if deviation is None:
-        return None
-    if deviation.optax_versions and Version(optax_version()) not in SpecifierSet(
-        deviation.optax_versions
-    ):
-        return None
-    return deviation
+    """The case's first deviation for ``check`` that applies to the installed Optax (a
+    case may record several for one check, each for its own range of versions)."""
+    installed = Version(optax_version())
+    for deviation in case.deviations:
+        if deviation.check != check:
+            continue
+        if not deviation.optax_versions or installed in SpecifierSet(deviation.optax_versions):
+            return deviation
+    return None

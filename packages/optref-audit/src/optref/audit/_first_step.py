@@ -1,0 +1,96 @@
+"""First-step behaviour: the derivative of the first update with respect to the gradient.
+
+At step 0 a transformation has no history, and some set the first step by a heuristic:
+L-BFGS scales it by $\\gamma_0 = \\min(1, 1/\\lVert g_0\\rVert)$. Such a heuristic is not
+part of the map being differentiated, so optref computes it under ``stop_gradient``
+(numerics rule 2): $\\partial u_0/\\partial g_0 = -\\gamma_0 I$, where differentiating
+through it would add $-g_0\\,(\\partial\\gamma_0/\\partial g_0)$, a gradient that leaks out
+of the heuristic (and is NaN at $g_0 = 0$). Where the two libraries' first updates agree
+in value, the check compares the Jacobian-vector products
+$\\frac{\\partial u_0}{\\partial g_0} v$ of both in float64 along a fixed random $v$.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optref.core.conformance import Case
+
+from ._cases import build
+from ._findings import Finding
+from ._metrics import tree_relative_error
+from ._problems import Problem
+from ._reproducer import optax_first_step_jvp_reproducer
+from ._versions import applicable_deviation
+
+__all__ = ["FIRST_STEP_JVP_RTOL", "check_first_step_derivative", "first_update_jvp"]
+
+#: Agreement of the two libraries' first-update derivatives (per leaf, relative to its RMS).
+FIRST_STEP_JVP_RTOL = 1e-8
+
+
+def first_update_jvp(
+    tx: Any, problem: Problem, params: Any, grads: Any, direction: Any, extra_args: tuple
+) -> Any:
+    """$\\frac{\\partial u_0}{\\partial g_0} v$: forward mode through ``tx``'s first update
+    (the ``grad`` extra argument, where the case passes it, moves with the gradient)."""
+    params, grads = jax.tree.map(jnp.asarray, (params, grads))
+    state = tx.init(params)
+
+    def first_update(g: Any) -> Any:
+        extra: dict[str, Any] = {}
+        if "value" in extra_args:
+            extra["value"] = problem.loss(params)
+        if "grad" in extra_args:
+            extra["grad"] = g
+        if "value_fn" in extra_args:
+            extra["value_fn"] = problem.loss
+        return tx.update(g, state, params, **extra)[0]
+
+    return jax.device_get(
+        jax.jit(lambda g, v: jax.jvp(first_update, (g,), (v,))[1])(grads, direction)
+    )
+
+
+def check_first_step_derivative(
+    case: Case, problem: Problem, params: Any, grads: Any, backend: str = "cpu"
+) -> Finding | None:
+    """A finding where Optax's $\\partial u_0/\\partial g_0\\,v$ differs from optref's."""
+    rng = np.random.default_rng(0)
+    direction = jax.tree.map(lambda g: jnp.asarray(rng.normal(size=g.shape), g.dtype), grads)
+    ours, theirs = (
+        first_update_jvp(build(case, lib), problem, params, grads, direction, case.extra_args)
+        for lib in ("optref", "optax")
+    )
+    error = tree_relative_error(theirs, ours)
+    if error <= FIRST_STEP_JVP_RTOL:
+        return None
+    deviation = applicable_deviation(case, "differentiability")
+    gradient_norm = float(
+        np.sqrt(sum(np.sum(np.abs(np.asarray(g)) ** 2) for g in jax.tree.leaves(grads)))
+    )
+    return Finding(
+        case=case.name,
+        check="first_step",
+        severity="warning" if deviation else "error",
+        library="optax" if deviation else "both",
+        summary=f"first step: d(update)/d(gradient) differs (relative error {error:.3g} > "
+        f"{FIRST_STEP_JVP_RTOL:g}) on {problem.name}, where |g0| = {gradient_norm:.3g}"
+        + (f": {deviation.reason}" if deviation else ""),
+        backend=backend,
+        problem=problem.name,
+        step=0,
+        measured={
+            "relative_error": error,
+            "rtol": FIRST_STEP_JVP_RTOL,
+            "gradient_norm": gradient_norm,
+            "optref_jvp": repr(jax.tree.map(lambda x: np.asarray(x).tolist(), ours))[:400],
+            "optax_jvp": repr(jax.tree.map(lambda x: np.asarray(x).tolist(), theirs))[:400],
+        },
+        reproducer=optax_first_step_jvp_reproducer(case, problem.name),
+        link=deviation.link if deviation else "",
+    )
