@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "examples" / "lr_sweep.py"
 
@@ -20,7 +21,7 @@ def _example():
     return module
 
 
-def test_lr_sweep_example(tmp_path):
+def test_lr_sweep_example():
     example = _example()
     rates = jnp.asarray([1e-3, 1e-2, 1e-1])
     batched = np.asarray(example.sweep(rates, steps=8, width=4))
@@ -31,6 +32,12 @@ def test_lr_sweep_example(tmp_path):
     np.testing.assert_allclose(batched, separate, rtol=1e-13, atol=0)
     assert np.all(batched[:, -1] < batched[:, 0])
     assert batched[2, -1] < batched[0, -1]  # a larger rate goes further in 8 steps
-    figure = tmp_path / "sweep.png"
-    example.plot(np.asarray(rates), batched, figure)
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_lr_sweep_example_figure(tmp_path):
+    """The full-size sweep of the docs, drawn: the best final loss is at an inner rate."""
+    out = _example().main(figure=tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    final = out["losses"][:, -1]
+    assert 0 < int(np.argmin(final)) < len(final) - 1
