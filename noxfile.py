@@ -26,15 +26,8 @@ LOCAL_DEPENDENCIES = {
     "compat": ["core"],
     "audit": ["core", "schedules", "linesearch", "masking", "compat"],
 }
-TEST_DEPENDENCIES = [
-    "pytest>=8",
-    "pytest-xdist>=3.5",
-    "numpy",
-    "scipy",
-    "scikit-learn",
-    "tqdm",
-    "hypothesis>=6.100",
-]
+# What the tests need besides the packages: the root pyproject.toml's `test` group.
+TEST_DEPENDENCIES = list(nox.project.dependency_groups(PYPROJECT, "test"))
 CROSS_DEPENDENCIES = ["optax==0.2.8", "optimistix", "sif2jax"]
 OPTAX_VERSIONS = ["0.2.3", "0.2.4", "0.2.5", "0.2.8"]
 BACKENDS = ["cpu", "gpu", "tpu"]
