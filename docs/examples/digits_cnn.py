@@ -119,7 +119,11 @@ def main(
         results[label] = {"losses": losses, "accuracy": accuracy(trained, x_test, y_test)}
 
     a, b = np.array(results["optax"]["losses"]), np.array(results["optref"]["losses"])
-    results["max_relative_loss_difference"] = float(np.max(np.abs(a - b) / np.abs(a)))
+    relative = np.abs(a - b) / np.abs(a)
+    results["max_relative_loss_difference"] = float(np.max(relative))
+    # Rounding differences grow as training goes on: the first step where they are visible.
+    above = np.flatnonzero(relative > 1e-3)
+    results["first_step_above_1e-3"] = int(above[0]) if above.size else None
     if plot is not None:
         _plot(results, plot)
     return results
@@ -138,7 +142,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (batch)")
-    ax.set_title("CNN on digits: optax.adam and optref.core.adam, same init and batches")
+    ax.set_title("CNN on digits: optax.adam and optref.core.adam")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -158,5 +162,7 @@ if __name__ == "__main__":
             f"test accuracy {out[library]['accuracy']:.4f}"
         )
     print(
-        f"largest relative difference of the loss curves: {out['max_relative_loss_difference']:.2e}"
+        "largest relative difference of the loss curves: "
+        f"{out['max_relative_loss_difference']:.2e} "
+        f"(first above 1e-3 at step {out['first_step_above_1e-3']})"
     )
