@@ -62,7 +62,7 @@ def graft_state(template: Any, leaves_by_path: dict[str, np.ndarray]) -> Any:
     leaves = []
     for path, old in paths_leaves:
         value = leaves_by_path[jax.tree_util.keystr(path)]
-        if isinstance(old, jax.Array) and jax.dtypes.issubdtype(old.dtype, jax.dtypes.prng_key):
+        if isinstance(old, jax.Array) and jnp.issubdtype(old.dtype, jax.dtypes.prng_key):
             leaves.append(
                 jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(old))
             )

@@ -172,6 +172,6 @@ def flatten_state(state: PyTree) -> dict[str, np.ndarray]:
 
 def _key_data(leaf: Any) -> Any:
     """A typed PRNG key as its raw data (keys have no NumPy form); other leaves as they are."""
-    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(leaf)
     return leaf
