@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from optref.audit import Finding, build, load_cases, run_case
+from optref.audit import Finding, _run, build, load_cases, run_case
 from optref.audit import __main__ as cli
 from optref.compat import to_optax
 from optref.core.conformance import Case
@@ -60,7 +60,7 @@ def test_fail_on_sets_the_exit_status(tmp_path: Path, monkeypatch) -> None:
             )
         ]
 
-    monkeypatch.setattr(cli, "run_case", fake_run_case)
+    monkeypatch.setattr(_run, "run_case", fake_run_case)
     args = ["--cases", "core.sg[d]", "--out", str(tmp_path), "--backend", "cpu", "--no-plots"]
     assert cli.main([*args, "--fail-on", "warning"]) == 1
     assert cli.main([*args, "--fail-on", "info"]) == 1

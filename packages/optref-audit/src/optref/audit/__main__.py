@@ -3,14 +3,17 @@ write a report (``report.json``, ``report.md``, ``report.html``).
 
 Usage::
 
-    optref-audit [--cases PATTERN] [--checks float64,low_precision] [--quick] [--out DIR]
+    optref-audit [--cases PATTERN] [--checks float64,low_precision] [--quick] [--jobs N]
+                 [--out DIR]
     optref-audit --compare audit-report/optax-0.2.3 audit-report/optax-0.2.8
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
+import multiprocessing
 import os
 import sys
 import time
@@ -22,7 +25,7 @@ from optref.core.conformance import Case
 
 from ._cases import load_cases
 from ._findings import SEVERITIES, Finding
-from ._run import ALL_CHECKS, run_case
+from ._run import ALL_CHECKS, audit_case
 
 __all__ = ["QUICK_CASES", "main", "quick_cases"]
 
@@ -102,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 if any finding is at least this severe",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="a representative subset of cases, with fewer steps"
+        "--quick",
+        action="store_true",
+        help="a representative subset of cases, each on its first problem (real params), "
+        "with fewer steps, checks and dtypes",
     )
     parser.add_argument(
         "--compare",
@@ -112,12 +118,20 @@ def _parser() -> argparse.ArgumentParser:
         help="compare the reports in these directories (one per Optax "
         "version) and write compare.md into --out",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="cases run in this many processes at once (0: one per CPU core; default 1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--no-plots", action="store_true", help="no plots in report.html")
     return parser
 
 
-def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Finding], dict]:
+def _run_all(
+    args: argparse.Namespace,
+) -> tuple[list[Case], list[str], list[Finding], dict, float]:
     cases = load_cases(args.cases)
     if args.quick:
         cases = quick_cases(cases)
@@ -136,33 +150,42 @@ def _run_all(args: argparse.Namespace) -> tuple[list[Case], list[str], list[Find
         options.setdefault("dtypes", QUICK_DTYPES)
     findings: list[Finding] = []
     timings: dict[str, float] = {}
-    total = len(cases) * len(backends)
-    done = 0
+    work = []
     for backend in backends:
         for case in cases:
-            done += 1
-            if not args.no_progress:
-                print(f"[{done}/{total}] {case.name} ({backend})", file=sys.stderr, flush=True)
             if steps is not None:
                 case = dataclasses.replace(
                     case, steps=min(steps, case.steps) if args.quick else steps
                 )
-            start = time.perf_counter()
-            try:
-                findings.extend(run_case(case, checks=checks, backend=backend, **options))
-            except Exception as error:  # a crash is a finding, not the end of the audit
-                findings.append(
-                    Finding(
-                        case=case.name,
-                        check="crash",
-                        severity="error",
-                        library="both",
-                        summary=f"the runner raised {type(error).__name__}: {error}"[:500],
-                        backend=backend,
-                    )
-                )
-            timings[f"{case.name}@{backend}"] = time.perf_counter() - start
-    return cases, backends, findings, timings
+            if args.quick:  # one problem, real params: a compilation or two per check
+                case = dataclasses.replace(case, problems=case.problems[:1], complex_params=False)
+            work.append((case, checks, backend, options))
+    jobs = args.jobs or os.cpu_count() or 1
+    if jobs == 1:
+        results = map(audit_case, work)
+    else:
+        # Processes, not threads: compilation holds the GIL. Spawned, as JAX cannot fork.
+        context = multiprocessing.get_context("spawn")
+        pool = concurrent.futures.ProcessPoolExecutor(min(jobs, len(work)), mp_context=context)
+        results = pool.map(audit_case, work)
+    cpu = 0.0
+    for done, (item, (case_findings, seconds, case_cpu)) in enumerate(
+        zip(work, results, strict=True), start=1
+    ):
+        case, _, backend, _ = item
+        if not args.no_progress:
+            print(
+                f"[{done}/{len(work)}] {case.name} ({backend}): {len(case_findings)} findings, "
+                f"{seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        findings.extend(case_findings)
+        timings[f"{case.name}@{backend}"] = seconds
+        cpu += case_cpu
+    if jobs != 1:
+        pool.shutdown()
+    return cases, backends, findings, timings, cpu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,10 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Where the report will be comes first, so that it is read before the progress lines.
     print(f"Report: {os.path.join(args.out, 'report.html')}", flush=True)
     start = time.perf_counter()
-    cpu_start = time.process_time()
-    cases, backends, findings, timings = _run_all(args)
+    cases, backends, findings, timings, cpu = _run_all(args)
     elapsed = time.perf_counter() - start
-    cpu = time.process_time() - cpu_start
     paths = write_report(
         args.out,
         cases,
@@ -190,14 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         findings,
         timings,
         elapsed,
-        options={k: v for k, v in vars(args).items() if k != "compare"},
+        options={**{k: v for k, v in vars(args).items() if k != "compare"}, "cpu_s": cpu},
         plots={} if args.no_plots else None,
     )
     counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
     print(
         f"{len(cases)} cases on {', '.join(backends)} in {elapsed:.1f} s "
-        f"({cpu:.1f} s of CPU time): "
-        + ", ".join(f"{n} {s}" for s, n in reversed(counts.items()))
+        f"({cpu:.1f} s of CPU time): " + ", ".join(f"{n} {s}" for s, n in reversed(counts.items()))
     )
     print(f"Report: {paths['html']} (also {paths['md']}, {paths['json']})")
     if args.fail_on != "never":

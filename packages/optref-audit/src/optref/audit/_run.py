@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 import jax
@@ -16,7 +17,7 @@ from ._check_schedule import check_schedule
 from ._check_wrappers import check_wrapper_invariance
 from ._findings import Finding
 
-__all__ = ["ALL_CHECKS", "run_case"]
+__all__ = ["ALL_CHECKS", "audit_case", "run_case"]
 
 CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "float64": check_float64,
@@ -49,3 +50,25 @@ def run_case(
             kwargs = {k: v for k, v in options.items() if k in accepted}
             findings.extend(check(case, backend=backend, **kwargs))
     return findings
+
+
+def audit_case(item: tuple) -> tuple[list[Finding], float, float]:
+    """``run_case(case, checks, backend, **options)`` for ``item = (case, checks, backend,
+    options)``: the findings, the wall and the CPU time; a crash is a finding, not the end
+    of the audit. A module-level function, so that worker processes can run it."""
+    case, checks, backend, options = item
+    start, cpu_start = time.perf_counter(), time.process_time()
+    try:
+        findings = run_case(case, checks=checks, backend=backend, **options)
+    except Exception as error:
+        findings = [
+            Finding(
+                case=case.name,
+                check="crash",
+                severity="error",
+                library="both",
+                summary=f"the runner raised {type(error).__name__}: {error}"[:500],
+                backend=backend,
+            )
+        ]
+    return findings, time.perf_counter() - start, time.process_time() - cpu_start
