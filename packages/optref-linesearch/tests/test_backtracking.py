@@ -67,6 +67,20 @@ def test_objective_not_finite_takes_no_step_and_the_next_search_restarts(lib) ->
     assert lib.all_finite((updates, state))
 
 
+def test_failed_search_in_bfloat16_says_so_and_stays_finite(lib) -> None:
+    # Every trial lands beyond x = 1, where the objective is NaN.
+    fn = lambda x: jnp.sum(jnp.log(1.0 - x.astype(jnp.float32))).astype(x.dtype)  # noqa: E731
+    x0, direction = jnp.asarray([0.5], jnp.bfloat16), jnp.asarray([100.0], jnp.bfloat16)
+    tx = scale_by_backtracking_linesearch(3, store_grad=True)
+    updates, state = lib.one_search(tx, fn, x0, direction)
+    assert float(state.learning_rate) == 0.0 and updates.dtype == jnp.bfloat16
+    assert float(state.info.decrease_error) == np.inf  # the failure, in the state
+    assert lib.all_finite((x0 + updates, state.learning_rate, state.value, state.grad))
+    # No step: the state holds the value and gradient at x0, not at the last trial.
+    assert float(state.value) == float(fn(x0))
+    np.testing.assert_array_equal(state.grad, jax.grad(fn)(x0))
+
+
 def test_bounded_loop_gives_the_same_bits_as_the_while_loop(lib) -> None:
     runs = []
     for differentiable in (False, True):

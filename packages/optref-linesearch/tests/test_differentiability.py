@@ -45,15 +45,17 @@ def three_derivatives(run, x0, direction, h=1e-6):
     def weighted(x):
         return jnp.dot(weights[: run.steps], run(x))
 
-    gradient = eqx.filter_jit(jax.grad(weighted))(x0)
-    forward = eqx.filter_jit(lambda x, v: jax.jvp(weighted, (x,), (v,))[1])(x0, direction)
-    evaluate = eqx.filter_jit(weighted)
-    central = (evaluate(x0 + h * direction) - evaluate(x0 - h * direction)) / (2 * h)
+    @eqx.filter_jit  # one compilation for the three
+    def derivatives(x, v):
+        shifted = jax.vmap(weighted)(jnp.stack([x + h * v, x - h * v]))
+        return jax.grad(weighted)(x), jax.jvp(weighted, (x,), (v,))[1], shifted
+
+    gradient, forward, (plus, minus) = derivatives(x0, direction)
     return (
         np.asarray(gradient),
         float(jnp.vdot(gradient, direction)),
         float(forward),
-        float(central),
+        float((plus - minus) / (2 * h)),
     )
 
 
@@ -77,7 +79,9 @@ def direction_like(x0):
     return jnp.asarray(np.random.default_rng(3).normal(size=x0.shape))
 
 
-@pytest.mark.parametrize("name", ["rosenbrock", "ill_conditioned"])
+@pytest.mark.parametrize(
+    "name", ["rosenbrock", pytest.param("ill_conditioned", marks=pytest.mark.slow)]
+)
 def test_lbfgs_direction_with_a_fixed_step(lib, name: str) -> None:
     # scale_init_precond=False: the first step is not scaled by the capped inverse gradient
     # norm (a heuristic excluded from the derivative), so the derivative is exact even
@@ -122,10 +126,11 @@ def test_lbfgs_direction_at_a_stationary_point(lib) -> None:
             False,
         ),
         # |g_0| < 1: the default, scaled first step.
-        (
+        pytest.param(
             "logistic",
             scale_by_backtracking_linesearch(20, store_grad=True, differentiable=True),
             True,
+            marks=pytest.mark.slow,
         ),
     ],
     ids=["rosenbrock-zoom", "logistic-backtracking"],
@@ -139,16 +144,26 @@ def test_full_lbfgs_with_a_bounded_line_search(lib, name: str, linesearch, scale
     _check(*three_derivatives(run, x0, direction_like(x0)), fd_rtol=1e-5)
 
 
-def test_default_line_search_goes_forward_but_not_backward(lib) -> None:
+def _default_and_bounded(lib):
     fn, x0 = flat(lib, "logistic")
-    v = direction_like(x0)
     default = losses_after_each_step(
         lib, chain(sgd(1.0), scale_by_zoom_linesearch(10)), fn, steps=2
     )
     bounded = losses_after_each_step(
         lib, chain(sgd(1.0), scale_by_zoom_linesearch(10, differentiable=True)), fn, steps=2
     )
-    forward = jax.jit(lambda run, x, v: jax.jvp(run, (x,), (v,))[1], static_argnums=0)
-    np.testing.assert_array_equal(forward(default, x0, v), forward(bounded, x0, v))
+    return default, bounded, x0
+
+
+def test_default_line_search_has_no_reverse_mode(lib) -> None:
+    default, _, x0 = _default_and_bounded(lib)
     with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
         jax.grad(lambda x: default(x)[-1])(x0)
+
+
+@pytest.mark.slow
+def test_default_line_search_goes_forward_as_the_bounded_one(lib) -> None:
+    default, bounded, x0 = _default_and_bounded(lib)
+    v = direction_like(x0)
+    forward = jax.jit(lambda run, x, v: jax.jvp(run, (x,), (v,))[1], static_argnums=0)
+    np.testing.assert_array_equal(forward(default, x0, v), forward(bounded, x0, v))

@@ -96,6 +96,17 @@ def test_objective_not_finite_along_the_line_takes_no_step(lib) -> None:
     assert float(state.info.decrease_error) == 0.0
 
 
+def test_failed_search_in_bfloat16_says_so_and_stays_finite(lib) -> None:
+    # Every trial lands beyond x = 1, where the objective is NaN.
+    fn = lambda x: jnp.sum(jnp.log(1.0 - x.astype(jnp.float32))).astype(x.dtype)  # noqa: E731
+    x0, direction = jnp.asarray([0.5], jnp.bfloat16), jnp.asarray([10.0], jnp.bfloat16)
+    tx = scale_by_zoom_linesearch(max_linesearch_steps=3, initial_guess_strategy="one")
+    updates, state = lib.one_search(tx, fn, x0, direction)
+    assert float(state.learning_rate) == 0.0 and updates.dtype == jnp.bfloat16
+    assert float(state.info.decrease_error) == np.inf  # the failure, in the state
+    assert lib.all_finite((x0 + updates, state.learning_rate, state.value))
+
+
 def test_bounded_loop_gives_the_same_bits_as_the_while_loop(lib) -> None:
     fn, init = lib.PROBLEMS["rosenbrock"]
     runs = []

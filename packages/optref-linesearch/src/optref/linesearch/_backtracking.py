@@ -63,8 +63,8 @@ class ScaleByBacktrackingLinesearchState(eqx.Module):
     Attributes:
         learning_rate: the accepted step size (0 after a search whose every trial gave a
             non-finite objective).
-        value: the objective at the last trial point, the new params when the search
-            succeeded (read by :func:`value_and_grad_from_state`).
+        value: the objective at the new params (the last trial point; the old params
+            where no step was taken), read by :func:`value_and_grad_from_state`.
         grad: the gradient there with ``store_grad=True``, else ``None``.
         info: a :class:`BacktrackingLinesearchInfo`.
     """
@@ -246,12 +246,22 @@ class ScaleByBacktrackingLinesearch(GradientTransformation):
             stepsize=last.learning_rate,
             error=last.decrease_error,
         )
-        # Where even the smallest trial was not finite, take no step.
-        learning_rate = jnp.where(jnp.isinf(last.decrease_error), 0.0, last.learning_rate)
+        # Where even the smallest trial was not finite, take no step: the params stay, and
+        # the state keeps their value and gradient (value_and_grad_from_state reads them),
+        # not the last trial's.
+        no_step = jnp.isinf(last.decrease_error)
+        learning_rate = jnp.where(no_step, 0.0, last.learning_rate)
+        new_grad = last.new_grad
+        if self.store_grad:
+            new_grad = jax.tree.map(
+                lambda here, there: jnp.where(no_step, here, there),
+                tree_cast_like(args.grad, last.new_grad),
+                last.new_grad,
+            )
         new_state = ScaleByBacktrackingLinesearchState(
             learning_rate=learning_rate.astype(dtype),
-            value=last.new_value,
-            grad=last.new_grad,
+            value=jnp.where(no_step, value, last.new_value),
+            grad=new_grad,
             info=BacktrackingLinesearchInfo(
                 num_linesearch_steps=last.iter_num, decrease_error=last.decrease_error
             ),
