@@ -131,8 +131,10 @@ def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
     ``decay >= 3/4``: XLA's float64 ``log1p`` is off by up to 128 ulp on arguments in
     ``[-0.5, -0.25]``, where the plain logarithm is exact to rounding. Against rational
     arithmetic, over decays in [0, 1) and counts 0 to 1000, the error is at most 2.1 ulp
-    in float64 and 2.6 ulp in float32. A zero decay gives ``1`` for ``count >= 1``, with
-    a finite gradient.
+    in float64 and 2.6 ulp in float32. At ``count = 1`` the result is ``1 - decay`` as
+    rounded in the decay's dtype, the weight that :func:`moving_average` gives the first
+    value, so that a debiased first moment is exactly the first gradient. A zero decay
+    gives ``1`` for ``count >= 1``, with a finite gradient.
 
     Kingma & Ba, *Adam: A Method for Stochastic Optimization* (2015), Algorithm 1.
     The result is in the floating dtype of ``decay`` (at least float32).
@@ -152,6 +154,9 @@ def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
     y = t * log_decay
     small_power = y <= -jnp.log(jnp.asarray(2.0, dtype))
     correction = jnp.where(small_power, 1 - jnp.exp(y), -_expm1(y))
+    # At the first step the correction is the complement 1 - decay that a moving average's
+    # first step weighs the value by, so the two cancel exactly: m_1 / (1 - b) = g_1.
+    correction = jnp.where(t == 1, 1 - decay, correction)
     return jnp.where(positive, correction, jnp.where(t > 0, 1.0, 0.0).astype(dtype))
 
 
