@@ -1,6 +1,7 @@
 """Every example script in docs/examples runs, at small sizes, and shows what its page says.
 
-The full-size runs that draw the docs' figures are marked ``slow``.
+The full-size runs that draw the docs' figures, and the numerics page's measurements, are marked
+``slow``.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def test_sharded_training_full_size():
     assert out["losses"][-1] < 0.5 * out["losses"][0]
 
 
+@pytest.mark.slow
 def test_numerics_bias_correction_and_float16():
     numerics = load("numerics")
     with jax.enable_x64(True):
