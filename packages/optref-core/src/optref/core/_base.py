@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import equinox as eqx
+import jax
+import jax.core
+import numpy as np
 from jaxtyping import PyTree
 
 from ._hyperparameters import (
     HyperparameterError,
     as_hyperparameter,
     as_scalar_hyperparameter,
+    is_concrete,
     transformation_name,
 )
-from ._tree_check import check_tree_fits
+from ._tree_check import check_inexact, check_tree_fits
 
 __all__ = [
     "EmptyState",
@@ -51,11 +57,32 @@ class GradientTransformation(eqx.Module):
     Subclasses list their numeric hyperparameters in ``scalar_hyperparameters`` (always
     numbers or arrays) and ``schedule_hyperparameters`` (numbers, arrays or callables
     ``count -> value``); they are converted to JAX arrays when the transformation is
-    built, so they are leaves of its PyTree. Ranges are checked in ``__check_init__``.
+    built, so they are leaves of its PyTree; a NaN is rejected for every one of them, and
+    ranges are checked in ``__check_init__``.
+
+    Every subclass's ``init`` first checks that no leaf of the params is an integer or
+    boolean, and raises a :class:`TypeError` naming the transformation and the PyTree
+    path of the first one that is.
     """
 
     scalar_hyperparameters: ClassVar[tuple[str, ...]] = ()
     schedule_hyperparameters: ClassVar[tuple[str, ...]] = ()
+
+    def __hash__(self) -> int:
+        """A hash of the kind of transformation and its hyperparameters' values.
+
+        ``jax.jit(tx.init)`` and ``jax.jit(tx.update)`` hash the function they compile,
+        and a bound method hashes its module; a module's default hash fails on array
+        fields. Equal transformations hash equal, so they share compiled functions.
+        """
+        leaves, treedef = jax.tree.flatten(self)
+        return hash((treedef, tuple(_hashable(leaf) for leaf in leaves)))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("init")
+        if init is not None and not getattr(init, "__isabstractmethod__", False):
+            cls.init = _checking_params(init)  # pyright: ignore[reportAttributeAccessIssue]
 
     def __post_init__(self) -> None:
         name = transformation_name(self)
@@ -81,6 +108,19 @@ class GradientTransformation(eqx.Module):
                 ) from error
             object.__setattr__(self, field, converted)
 
+    def __check_init__(self) -> None:
+        # Runs after the subclasses' own checks, which name the allowed range.
+        for field in self.schedule_hyperparameters + self.scalar_hyperparameters:
+            value = getattr(self, field)
+            if value is None or not is_concrete(value):
+                continue
+            array = np.asarray(value)
+            if np.any(np.isnan(array)):
+                shown = array.item() if array.ndim == 0 else array
+                raise HyperparameterError(
+                    f"{transformation_name(self)}: {field} must not be NaN, got {shown!r}."
+                )
+
     @abc.abstractmethod
     def init(self, params: PyTree) -> PyTree:
         """The initial state for ``params``."""
@@ -90,6 +130,30 @@ class GradientTransformation(eqx.Module):
         self, updates: PyTree, state: PyTree, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, PyTree]:
         """Transform ``updates``; return them with the next state."""
+
+
+def _hashable(leaf: Any) -> Any:
+    """A leaf as something hashable: an array by its dtype, shape and bytes."""
+    if isinstance(leaf, jax.core.Tracer):
+        raise TypeError(
+            "a transformation with traced hyperparameters cannot be hashed: pass it to the "
+            "jitted function as an argument (eqx.filter_jit) rather than closing over it."
+        )
+    if isinstance(leaf, jax.Array | np.ndarray | np.generic):
+        array = np.asarray(leaf)
+        return array.dtype.str, array.shape, array.tobytes()
+    return leaf
+
+
+def _checking_params(init: Callable[..., Any]) -> Callable[..., Any]:
+    """``init`` preceded by the check that the params are floating or complex arrays."""
+
+    @functools.wraps(init)
+    def checked_init(self: GradientTransformation, params: PyTree) -> Any:
+        check_inexact(params, where=transformation_name(self))
+        return init(self, params)
+
+    return checked_init
 
 
 def params_like(*, follows_dtype: bool = True) -> Any:
@@ -110,10 +174,12 @@ def check_state(
 ) -> None:
     """Check that ``state`` is a ``state_type`` and that ``updates`` fit its params-like fields.
 
-    With ``params``, the params-like fields that follow the params' dtype must also have
-    the params' dtypes.
+    Every leaf of the updates must be a floating or complex array (or ``None``). With
+    ``params``, the updates must also have the structure and shapes of the params,
+    and the params-like fields that follow the params' dtype must have the params' dtypes.
 
-    Raises :class:`StateMismatchError` for a state of another transformation and
+    Raises :class:`StateMismatchError` for a state of another transformation, a
+    :class:`TypeError` for an integer or boolean update, and
     :class:`~optref.core.TreeMismatchError` naming the transformation and the PyTree
     path where the updates and a field of the state differ in structure, shape or dtype.
     Runs at trace time only.
@@ -129,6 +195,7 @@ def check_state(
             f"{name}: expected a {expected} (the state that {name}.init builds), "
             f"got a {type(state).__name__}. Was the state built by another optimizer?"
         )
+    check_inexact(updates, where=name, tree_name="updates")
     for field in dataclasses.fields(state):
         if not field.metadata.get("params_like", False):
             continue
@@ -149,3 +216,5 @@ def check_state(
                 tree_name=f"state.{field.name}",
                 check_dtype=True,
             )
+    if params is not None:
+        check_tree_fits(params, updates, where=name, reference_name="params", tree_name="updates")

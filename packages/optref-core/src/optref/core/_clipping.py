@@ -33,7 +33,7 @@ class Clip(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+        check_state(self, updates, state, EmptyState, params)
         bound = self.max_delta
         clipped = jax.tree.map(
             lambda g: jnp.clip(g, -bound.astype(g.dtype), bound.astype(g.dtype)), updates
@@ -67,7 +67,7 @@ class ClipByGlobalNorm(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+        check_state(self, updates, state, EmptyState, params)
         norm = tree_l2_norm(updates)
         max_norm = self.max_norm.astype(norm.dtype)
         # max_norm / max(norm, max_norm): one when under the bound; the divisor is never

@@ -11,6 +11,7 @@ from jaxtyping import Array, PyTree
 
 from ._base import GradientTransformation
 from ._inner import check_inner
+from ._tree_check import check_inexact, check_tree_fits
 
 __all__ = ["Flatten", "flatten", "tree_concatenate", "tree_split_like"]
 
@@ -54,6 +55,13 @@ class Flatten(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, PyTree]:
+        # Checked before the leaves are concatenated, so that a mismatch is reported at
+        # its PyTree path rather than as a wrong length of the flat vector.
+        check_inexact(updates, where="flatten", tree_name="updates")
+        if params is not None:
+            check_tree_fits(
+                params, updates, where="flatten", reference_name="params", tree_name="updates"
+            )
         flat_params = None if params is None else tree_concatenate(params)
         flat_updates, state = self.inner.update(
             tree_concatenate(updates), state, flat_params, **extra

@@ -44,7 +44,8 @@ class HyperparameterError(ValueError):
 def transformation_name(obj: object) -> str:
     """The Optax-style factory name of a transformation: ``ScaleByAdam`` -> ``scale_by_adam``."""
     name = type(obj).__name__ if not isinstance(obj, type) else obj.__name__
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    # A run of capitals is one word: ScaleByLBFGS -> scale_by_lbfgs, ScaleBySM3 -> scale_by_sm3.
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def _default_float() -> np.dtype:

@@ -74,12 +74,13 @@ def safe_sqrt(x: ArrayLike) -> Array:
     \\frac{d}{dx}\\operatorname{safe\\_sqrt}(0) := 0$$
 
     The derivative of the square root is infinite at zero; here it is defined as zero
-    there (the subgradient that keeps a norm differentiable at the origin).
+    there (the subgradient that keeps a norm differentiable at the origin). A NaN stays
+    NaN, so that a NaN gradient is not turned into a silent zero step.
     """
     x = jnp.asarray(x)
     positive = x > 0
     safe_x = jnp.where(positive, x, jnp.ones_like(x))
-    return jnp.where(positive, jnp.sqrt(safe_x), jnp.zeros_like(x))
+    return jnp.where(positive, jnp.sqrt(safe_x), jnp.where(jnp.isnan(x), x, jnp.zeros_like(x)))
 
 
 def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = None) -> Array:

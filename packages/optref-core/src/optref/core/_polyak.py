@@ -48,7 +48,7 @@ class ScaleByPolyak(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+        check_state(self, updates, state, EmptyState, params)
         if extra.get("value") is None:
             raise TypeError(
                 "scale_by_polyak: update needs the objective's value; call "

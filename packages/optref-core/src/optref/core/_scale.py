@@ -60,7 +60,7 @@ class Scale(LeafwiseTransformation):
     def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> LeafwiseStep:
-        check_state(self, updates, state, EmptyState)
+        check_state(self, updates, state, EmptyState, params)
         return _scaling(self.step_size, state)
 
 
@@ -93,7 +93,7 @@ class ScaleBySchedule(LeafwiseTransformation):
     def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> LeafwiseStep:
-        check_state(self, updates, state, ScaleByScheduleState)
+        check_state(self, updates, state, ScaleByScheduleState, params)
         step_size = self.step_size_fn(state.count)
         return _scaling(step_size, ScaleByScheduleState(safe_increment(state.count)))
 
@@ -127,10 +127,10 @@ class ScaleByLearningRate(LeafwiseTransformation):
     ) -> LeafwiseStep:
         sign = -1 if self.flip_sign else 1
         if self._is_schedule():
-            check_state(self, updates, state, ScaleByScheduleState)
+            check_state(self, updates, state, ScaleByScheduleState, params)
             step_size = sign * resolve(self.learning_rate, state.count)
             return _scaling(step_size, ScaleByScheduleState(safe_increment(state.count)))
-        check_state(self, updates, state, EmptyState)
+        check_state(self, updates, state, EmptyState, params)
         return _scaling(sign * jnp.asarray(self.learning_rate), state)
 
 

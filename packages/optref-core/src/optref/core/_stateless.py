@@ -37,7 +37,7 @@ class _StatelessBase(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState)
+        check_state(self, updates, state, EmptyState, params)
         return self._apply(updates, params), state
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
 
-__all__ = ["TreeMismatchError", "check_real", "check_tree_fits", "path_str"]
+__all__ = ["TreeMismatchError", "check_inexact", "check_real", "check_tree_fits", "path_str"]
 
 
 class TreeMismatchError(ValueError):
@@ -25,7 +26,7 @@ def path_str(path: tuple[Any, ...]) -> str:
 
 
 def _with_paths(tree: PyTree) -> list[tuple[tuple[Any, ...], Any]]:
-    return jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
+    return jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_none)[0]
 
 
 def _describe(leaf: Any) -> str:
@@ -36,6 +37,40 @@ def _describe(leaf: Any) -> str:
     if shape is not None and dtype is not None:
         return f"{np.dtype(dtype).name}{list(shape)}"
     return type(leaf).__name__
+
+
+def _is_none(node: Any) -> bool:
+    return node is None
+
+
+def _is_leaf(node: Any) -> bool:
+    return node is None or jax.tree_util.treedef_is_leaf(jax.tree.structure(node))
+
+
+def _children(node: Any) -> list[tuple[tuple[Any, ...], Any]]:
+    """The children of a container, one level down, with their keys."""
+    return jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)[0]
+
+
+def _first_node_difference(reference: PyTree, tree: PyTree) -> tuple[str, str, str] | None:
+    """The path and the two node types of the first container that differs in kind.
+
+    Two trees can have the same leaf paths and still differ: ``[0]`` indexes a list and a
+    tuple alike, and two modules of different classes can have the same field names.
+    """
+    stack: list[tuple[tuple[Any, ...], Any, Any]] = [((), reference, tree)]
+    while stack:
+        path, ref_node, node = stack.pop()
+        if _is_leaf(ref_node) or _is_leaf(node):
+            continue
+        ref_def, node_def = jax.tree.structure(ref_node), jax.tree.structure(node)
+        if type(ref_node) is not type(node) or ref_def.node_data() != node_def.node_data():
+            return path_str(path), type(ref_node).__name__, type(node).__name__
+        pairs = zip(_children(ref_node), _children(node), strict=True)
+        stack.extend(
+            ((*path, *key), ref, child) for (key, ref), (_, child) in reversed(list(pairs))
+        )
+    return None
 
 
 def check_tree_fits(
@@ -73,6 +108,18 @@ def check_tree_fits(
             f"{where}: {tree_name} does not have the structure of {reference_name}: "
             + "; ".join(detail)
             + "."
+        )
+    same_structure = jax.tree.structure(reference, is_leaf=_is_none) == jax.tree.structure(
+        tree, is_leaf=_is_none
+    )
+    difference = None if same_structure else _first_node_difference(reference, tree)
+    if difference is not None:
+        at, ref_kind, kind = difference
+        same = "" if ref_kind != kind else " with different static fields"
+        raise TreeMismatchError(
+            f"{where}: at {at}, {tree_name} is a {kind} but {reference_name} is a "
+            f"{ref_kind}{same}: the containers must be of the same kind, not only hold "
+            "the same leaves."
         )
     for (path, ref_leaf), (_, leaf) in zip(ref_leaves, leaves, strict=True):
         if (ref_leaf is None) != (leaf is None):
@@ -114,3 +161,31 @@ def check_real(tree: PyTree, *, where: str, tree_name: str = "params") -> None:
                 f"compares signs or magnitudes), got {np.dtype(dtype).name} at "
                 f"{path_str(path)}."
             )
+
+
+def check_inexact(tree: PyTree, *, where: str, tree_name: str = "params") -> None:
+    """Raise :class:`TypeError` naming ``where`` and the path of the first integer or
+    boolean array (a JAX or NumPy array, or a NumPy scalar).
+
+    Gradient-based updates have no meaning for integer or boolean arrays. Leaves that are
+    not arrays (the functions and Python numbers of an unfiltered Equinox model, whose
+    updates are ``None``) are left to the transformation. Runs at trace time only.
+    """
+    for path, leaf in _with_paths(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or jnp.issubdtype(dtype, jnp.inexact):
+            continue
+        try:
+            kind = _describe(leaf)
+        except TypeError:  # a dtype NumPy does not name (a PRNG key)
+            kind = str(dtype)
+        hint = (
+            " Leave integer and boolean leaves out of the params, e.g. with "
+            "eqx.filter(model, eqx.is_inexact_array)."
+            if tree_name == "params"
+            else ""
+        )
+        raise TypeError(
+            f"{where}: every leaf of {tree_name} must be a floating-point or complex array, "
+            f"got {kind} at {path_str(path)}.{hint}"
+        )

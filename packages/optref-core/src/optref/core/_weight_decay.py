@@ -58,13 +58,13 @@ class AddDecayedWeights(LeafwiseTransformation):
                 "call update(updates, state, params)."
             )
         if self._is_schedule():
-            check_state(self, updates, state, WeightDecaySchedule)
+            check_state(self, updates, state, WeightDecaySchedule, params)
             rate = resolve(self.weight_decay, state.count)
             new_state: EmptyState | WeightDecaySchedule = WeightDecaySchedule(
                 safe_increment(state.count)
             )
         else:
-            check_state(self, updates, state, EmptyState)
+            check_state(self, updates, state, EmptyState, params)
             rate = jnp.asarray(self.weight_decay)
             new_state = state
 

@@ -32,7 +32,7 @@ class ZeroNans(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, ZeroNansState]:
-        check_state(self, updates, state, ZeroNansState)
+        check_state(self, updates, state, ZeroNansState, params)
         check_tree_fits(
             jax.tree.map(lambda _: 0, updates),
             jax.tree.map(lambda _: 0, state.found_nan),
