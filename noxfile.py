@@ -123,11 +123,23 @@ def crosscheck(session: nox.Session, package: str, backend: str) -> None:
 @nox.session
 @nox.parametrize("optax", OPTAX_VERSIONS)
 def audit(session: nox.Session, optax: str) -> None:
-    """``optref-audit`` against one Optax version, its report in audit-report/optax-<v>."""
+    """``optref-audit`` against one Optax version, in its own env, the report in
+    audit-report/optax-<v>; the tests of what it must find there (Optax's known defects);
+    then the comparison of every version's report."""
+    out = ROOT / "audit-report" / f"optax-{optax}"
+    session.log(f"Report: {out / 'report.html'}")
     _install_all(session, editable=False)
     session.install(f"optax=={optax}")
-    out = ROOT / "audit-report" / f"optax-{optax}"
-    session.run("optref-audit", "--out", str(out), *session.posargs)
+    session.run("optref-audit", "--jobs", "0", "--out", str(out), *session.posargs)
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "slow",
+        "packages/optref-audit/tests/test_optax_versions.py",
+        env={"OPTREF_AUDIT_REPORT": str(out / "report.json")},
+    )
     done = [str(p) for p in sorted((ROOT / "audit-report").glob("optax-*")) if p.is_dir()]
     if len(done) > 1:
         session.run("optref-audit", "--compare", *done, "--out", str(ROOT / "audit-report"))
@@ -153,10 +165,19 @@ def cutest(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: audit the installed Optax (quick), then say where the report is."""
+    """The main job: audit the installed Optax (quick); the report's path comes first."""
+    session.log(f"Report: {ROOT / 'audit-report' / 'latest' / 'report.html'}")
     _install_all(session)
     session.run(
-        "python", "-m", "optref.audit", "--quick", "--out", "audit-report/latest", *session.posargs
+        "python",
+        "-m",
+        "optref.audit",
+        "--quick",
+        "--jobs",
+        "0",
+        "--out",
+        str(ROOT / "audit-report" / "latest"),
+        *session.posargs,
     )
 
 

@@ -34,7 +34,8 @@ def to_case(item: Case | Mapping[str, Any]) -> Case:
 def load_cases(pattern: str | None = None, packages: Iterable[str] | None = None) -> list[Case]:
     """Every conformance case advertised through the ``optref.conformance`` entry points.
 
-    ``pattern`` is a glob (``core.adam*``) or a substring of the case name; ``packages``
+    ``pattern`` is a glob (``core.adam*``) or a substring of the case name, or several
+    separated by commas (a case matching any is kept); ``packages``
     restricts to the named packages (``core``, ``schedules``, ...).
     """
     cases: list[Case] = []
@@ -45,8 +46,8 @@ def load_cases(pattern: str | None = None, packages: Iterable[str] | None = None
             continue
         cases.extend(to_case(item) for item in entry_point.load())
     if pattern:
-        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
-        cases = [c for c in cases if fnmatch.fnmatch(c.name, glob)]
+        globs = [p if any(c in p for c in "*?[") else f"*{p}*" for p in pattern.split(",")]
+        cases = [c for c in cases if any(fnmatch.fnmatch(c.name, g) for g in globs)]
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

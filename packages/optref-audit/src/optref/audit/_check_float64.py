@@ -108,6 +108,7 @@ def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
             "where": where,
             "relative_error": error,
             "rtol": case.rtol,
+            "optax_over_optref": _projection(runs[1].updates[step], runs[0].updates[step]),
             "optref_update": _short(runs[0].updates[step]),
             "optax_update": _short(runs[1].updates[step]),
         }
@@ -133,6 +134,17 @@ def check_float64(case: Case, backend: str = "cpu") -> list[Finding]:
             )
         )
     return findings
+
+
+def _projection(theirs: object, ours: object) -> float:
+    """$\\mathrm{Re}\\langle u_r, u\\rangle / \\lVert u_r\\rVert^2$ ($u_r$ optref's update, $u$
+    Optax's): the factor by which Optax's update scales optref's, where one is a multiple
+    of the other (an optimistic first step of $(\\alpha + \\beta) g_0$ for $\\alpha g_0$
+    gives $(\\alpha + \\beta)/\\alpha$)."""
+    pairs = list(zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True))
+    inner = sum(float(np.vdot(np.asarray(a), np.asarray(b)).real) for a, b in pairs)
+    norm = sum(float(np.vdot(np.asarray(a), np.asarray(a)).real) for a, _ in pairs)
+    return inner / norm if norm > 0 else float("nan")
 
 
 def _short(tree: object) -> str:
