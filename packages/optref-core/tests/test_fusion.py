@@ -113,7 +113,8 @@ def test_fused_and_unfused_chains_agree_bit_for_bit(case) -> None:
 
 
 def test_chain_runs_consecutive_leafwise_members_in_one_pass(monkeypatch) -> None:
-    """adamw's three members are one pass; a global-norm clip in front opens its own."""
+    """adamw's three members are one pass; a reduction in front (global-norm clipping, not
+    leafwise) is applied first, on its own, and the members after it are still one pass."""
     passes: list[int] = []
     original = chain_module.apply_leafwise
 
@@ -124,6 +125,10 @@ def test_chain_runs_consecutive_leafwise_members_in_one_pass(monkeypatch) -> Non
     monkeypatch.setattr(chain_module, "apply_leafwise", counting)
     params = {"a": jnp.ones(3), "b": jnp.zeros(2)}
     tx = oc.adamw(1e-3)
+    tx.update(params, tx.init(params), params)
+    assert passes == [3]
+    passes.clear()
+    tx = oc.chain(oc.clip_by_global_norm(1.0), *oc.adamw(1e-3).transformations)
     tx.update(params, tx.init(params), params)
     assert passes == [3]
     passes.clear()
