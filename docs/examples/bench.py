@@ -410,7 +410,7 @@ def _backends() -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="optref against Optax, side by side.")
     parser.add_argument("--quick", action="store_true", help="small models, few steps, no files")
     parser.add_argument("--output", type=Path, help="the Markdown page to update")
     parser.add_argument("--plot", type=Path, help="the PNG to write")
