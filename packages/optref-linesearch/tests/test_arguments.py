@@ -67,8 +67,8 @@ def test_lbfgs_without_value_fn_says_what_is_missing() -> None:
     value, grad = jax.value_and_grad(fit)(PARAMS, X, Y)
     with pytest.raises(
         TypeError, match="scale_by_zoom_linesearch: update needs the keyword argument value_fn"
-    ):
-        tx.update(grad, tx.init(PARAMS), PARAMS, value=value, grad=grad)
+    ):  # raised when the update is traced
+        jax.eval_shape(lambda: tx.update(grad, tx.init(PARAMS), PARAMS, value=value, grad=grad))
 
 
 def test_data_arguments_reach_value_fn_through_the_chain() -> None:

@@ -79,9 +79,8 @@ def direction_like(x0):
     return jnp.asarray(np.random.default_rng(3).normal(size=x0.shape))
 
 
-@pytest.mark.parametrize(
-    "name", ["rosenbrock", pytest.param("ill_conditioned", marks=pytest.mark.slow)]
-)
+@pytest.mark.slow  # the default session runs the fixed step from the scaled first step
+@pytest.mark.parametrize("name", ["rosenbrock", "ill_conditioned"])
 def test_lbfgs_direction_with_a_fixed_step(lib, name: str) -> None:
     # scale_init_precond=False: the first step is not scaled by the capped inverse gradient
     # norm (a heuristic excluded from the derivative), so the derivative is exact even

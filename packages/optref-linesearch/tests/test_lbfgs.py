@@ -185,9 +185,10 @@ CONVERGENCE_STEPS = {"ill_conditioned": 45, "rosenbrock": 60, "logistic": 12}
 
 @pytest.mark.parametrize(
     "name",
-    # ill_conditioned runs in float32 and bfloat16 below in the default session.
+    # The default session runs Rosenbrock; ill_conditioned also runs in float32 and
+    # bfloat16 below.
     [
-        pytest.param(n, marks=pytest.mark.slow) if n == "ill_conditioned" else n
+        n if n == "rosenbrock" else pytest.param(n, marks=pytest.mark.slow)
         for n in CONVERGENCE_STEPS
     ],
 )
@@ -219,6 +220,7 @@ def test_lbfgs_in_low_precision_stays_finite(lib, dtype) -> None:
     assert state[0].weights_memory.dtype == jnp.float32
 
 
+@pytest.mark.slow  # the default session runs it against Optax's (tests/test_linesearch_optax.py)
 def test_complex_params_converge(lib) -> None:
     """Gradients follow Optax's convention for complex params (the conjugate of jax.grad's)
     everywhere, the line search's slope and stored gradient included."""

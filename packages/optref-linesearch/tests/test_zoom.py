@@ -21,7 +21,9 @@ def slope(fn, params, direction, stepsize):
     return float(jnp.vdot(jax.grad(fn)(params + stepsize * direction), direction))
 
 
-@pytest.mark.parametrize("name", ["quadratic", "ill_conditioned", "rosenbrock"])
+@pytest.mark.parametrize(
+    "name", ["quadratic", pytest.param("ill_conditioned", marks=pytest.mark.slow), "rosenbrock"]
+)
 def test_accepted_step_satisfies_the_strong_wolfe_conditions(lib, name: str) -> None:
     fn, init = lib.PROBLEMS[name]
     flat = ravel_pytree(init())
