@@ -301,6 +301,23 @@ def bench_pair(
     return timings
 
 
+def bench_floor(model: Model, device: Any, *, rounds: int, steps: int) -> Timing:
+    """The step with no optimizer, ``params + grads`` (params donated): what any optimizer's
+    step costs at least on this model, the per-leaf overhead of the jitted call included."""
+    with jax.default_device(device):
+        params = jax.device_put(model.params(jax.random.key(0)), device)
+        grads = jax.device_put(model.grads(jax.random.key(1), params), device)
+        start = time.perf_counter()
+        add = jax.jit(optax.apply_updates, donate_argnums=0).lower(params, grads).compile()
+        timing = Timing(compile_s=[time.perf_counter() - start], kernels=_kernels(add))
+        p = add(_copy(params), grads)
+        for _ in range(rounds * steps):
+            start = time.perf_counter()
+            p = jax.block_until_ready(add(p, grads))
+            timing.steps_s.append(time.perf_counter() - start)
+    return timing
+
+
 def copy_bandwidth(device: Any, elements: int, repeats: int) -> float:
     """Bytes per second of ``x <- x + 1`` on ``elements`` float32 values (one read and one
     write of each), with ``x`` donated as the optimizer steps donate theirs, so that
@@ -367,6 +384,19 @@ def table(results: list[tuple[Model, str, dict[str, Timing]]], bandwidth: float)
                 f" {min(plain.compile_s):.2f}, {_ms(np.median(plain.steps_s))} |" if plain else " |"
             )
     return head + "\n".join(rows) + "\n"
+
+
+def floor_table(floors: list[tuple[Model, int, int, Timing]]) -> str:
+    """The Markdown table of the no-optimizer step on each model."""
+    rows = [
+        f"| {model.name} | {leaves} | {size / 1e6:.3g}M | {min(t.compile_s):.2f} | "
+        f"{_ms(np.median(t.steps_s))} | {_ms(min(t.steps_s))} | {t.kernels} |"
+        for model, leaves, size, t in floors
+    ]
+    return (
+        "| model | leaves | params | compile (s) | step median (ms) | step min (ms) | kernels |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
 
 
 def plot(
@@ -443,9 +473,14 @@ def main() -> None:
         )
         bandwidth = copy_bandwidth(device, elements, repeats=50)
         print(f"{backend} ({device.device_kind}): copy bandwidth {bandwidth / 1e9:.1f} GB/s")
-        results = []
+        results, floors = [], []
         for model in models:
-            leaves = len(jax.tree.leaves(jax.eval_shape(model.params, jax.random.key(0))))
+            shapes = jax.tree.leaves(jax.eval_shape(model.params, jax.random.key(0)))
+            leaves, size = len(shapes), sum(x.size for x in shapes)
+            floors.append(
+                (model, leaves, size, bench_floor(model, device, rounds=rounds, steps=steps))
+            )
+            print(floor_table(floors[-1:]).splitlines()[-1], flush=True)
             for optimizer in args.optimizers:
                 spec = OPTIMIZERS[optimizer]
                 if spec.max_leaves is not None and leaves > spec.max_leaves:
@@ -465,7 +500,10 @@ def main() -> None:
         text.append(
             f"### {backend}: {device.device_kind}\n\n"
             f"Copy bandwidth (`y = x + 1`, {elements / 1e6:.0f}M float32, best of 50): "
-            f"{bandwidth / 1e9:.1f} GB/s.\n\n" + table(results, bandwidth)
+            f"{bandwidth / 1e9:.1f} GB/s.\n\n"
+            + table(results, bandwidth)
+            + "\nThe floor: the step with no optimizer, `apply_updates(params, grads)`, params "
+            "donated.\n\n" + floor_table(floors)
         )
     load_after = os.getloadavg()
     header = (
