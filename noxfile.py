@@ -183,7 +183,9 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks of optref against Optax, as ratios in one run."""
+    """optref against Optax, interleaved in one process: compile and step time, memory,
+    bandwidth, on every backend present; rewrites docs/benchmarks.md and its plot
+    (``nox -s bench -- --quick`` for a short run that writes nothing)."""
     _install_all(session)
     session.run("python", "docs/examples/bench.py", *session.posargs)
 
