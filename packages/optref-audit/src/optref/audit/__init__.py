@@ -1,5 +1,6 @@
 """optref.audit: the conformance runner and the numerical oracle that audits Optax."""
 
+from ._bad_inputs import BadInput, bad_inputs, check_bad_input, outcome, transformation_names
 from ._cases import build, load_cases, resolve_name, to_case
 from ._check_differentiability import check_differentiability
 from ._check_float64 import check_float64
@@ -17,10 +18,13 @@ __all__ = [
     "LOW_PRECISION_BOUND",
     "PROBLEMS",
     "SEVERITIES",
+    "BadInput",
     "Finding",
     "Problem",
     "Trajectory",
+    "bad_inputs",
     "build",
+    "check_bad_input",
     "check_differentiability",
     "check_float64",
     "check_low_precision",
@@ -31,8 +35,10 @@ __all__ = [
     "flatten_state",
     "load_cases",
     "one_step_errors",
+    "outcome",
     "resolve_name",
     "run_case",
     "run_trajectory",
     "to_case",
+    "transformation_names",
 ]
