@@ -161,6 +161,7 @@ def _run_all(
                 case = dataclasses.replace(case, problems=case.problems[:1], complex_params=False)
             work.append((case, checks, backend, options))
     jobs = args.jobs or os.cpu_count() or 1
+    pool = None
     if jobs == 1:
         results = map(audit_case, work)
     else:
@@ -183,7 +184,7 @@ def _run_all(
         findings.extend(case_findings)
         timings[f"{case.name}@{backend}"] = seconds
         cpu += case_cpu
-    if jobs != 1:
+    if pool is not None:
         pool.shutdown()
     return cases, backends, findings, timings, cpu
 
