@@ -34,12 +34,14 @@ import optref.core as opt
 Params = dict[str, jax.Array]
 
 
-def init_mlp(rng: np.random.Generator, sizes: tuple[int, ...] = (64, 256, 256, 10)) -> Params:
-    """A ReLU MLP, LeCun-initialised: ``w{i}`` of shape (fan_in, fan_out), ``b{i}`` zero."""
+def init_mlp(
+    rng: np.random.Generator, dtype: Any, sizes: tuple[int, ...] = (64, 256, 256, 10)
+) -> Params:
+    """A tanh MLP, LeCun-initialised: ``w{i}`` of shape (fan_in, fan_out), ``b{i}`` zero."""
     params = {}
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        params[f"w{i}"] = jnp.asarray(rng.normal(size=(fan_in, fan_out)) / np.sqrt(fan_in))
-        params[f"b{i}"] = jnp.zeros(fan_out)
+        params[f"w{i}"] = jnp.asarray(rng.normal(size=(fan_in, fan_out)) / np.sqrt(fan_in), dtype)
+        params[f"b{i}"] = jnp.zeros(fan_out, dtype)
     return params
 
 
@@ -48,7 +50,7 @@ def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
     for i in range(layers):
         x = x @ params[f"w{i}"] + params[f"b{i}"]
         if i < layers - 1:
-            x = jax.nn.relu(x)
+            x = jnp.tanh(x)
     log_probs = jax.nn.log_softmax(x)
     return -jnp.mean(jnp.take_along_axis(log_probs, y[:, None], axis=1))
 
@@ -91,15 +93,17 @@ def batch_to_devices(x: np.ndarray, y: np.ndarray, mesh: Mesh) -> tuple[jax.Arra
     )
 
 
-def train(mesh: Mesh, steps: int, batch_size: int, seed: int = 0) -> dict[str, Any]:
+def train(
+    mesh: Mesh, steps: int, batch_size: int, dtype: Any = jnp.float32, seed: int = 0
+) -> dict[str, Any]:
     """Trains the MLP with ``optref.core.adamw`` on ``mesh``; returns params and losses."""
     data = load_digits()
-    x_all = (data.data / 16.0).astype(np.float32)
+    x_all = (data.data / 16.0).astype(dtype)
     y_all = data.target.astype(np.int32)
     rng = np.random.default_rng(seed)
     optimizer = opt.adamw(1e-3, weight_decay=1e-4)
 
-    params = init_mlp(rng)
+    params = init_mlp(rng, dtype)
     p_shardings = param_shardings(params, mesh)
     params = jax.device_put(params, p_shardings)
     abstract_state = jax.eval_shape(optimizer.init, params)
@@ -129,17 +133,23 @@ def make_mesh(devices: list[jax.Device], data: int, fsdp: int) -> Mesh:
     return Mesh(np.array(devices).reshape(data, fsdp), ("data", "fsdp"))
 
 
-def main(steps: int = 100, batch_size: int = 256) -> dict[str, Any]:
+def main(steps: int = 100, batch_size: int = 256, dtype: Any = jnp.float32) -> dict[str, Any]:
     """Trains on the (2, 4) mesh and on one device; returns both runs' largest
-    differences, and how the params and Adam's moments are laid out."""
+    differences, and how the params and Adam's moments are laid out.
+
+    The two runs sum each batch's gradient in a different order, so they differ by
+    rounding, which Adam amplifies where a gradient coordinate is rounding noise (its
+    step is about ``lr * sign(g)`` whatever the size of ``g``). In float64 (with
+    ``jax_enable_x64``) the difference is far below any training effect; in float32 it is
+    a few 1e-5 of the params' RMS."""
     devices = jax.devices()
     if len(devices) < 8:
         raise RuntimeError(
             f"this example needs 8 devices and JAX sees {len(devices)}: run it with "
             "XLA_FLAGS=--xla_force_host_platform_device_count=8 (set before JAX starts)"
         )
-    sharded = train(make_mesh(devices[:8], 2, 4), steps, batch_size)
-    single = train(make_mesh(devices[:1], 1, 1), steps, batch_size)
+    sharded = train(make_mesh(devices[:8], 2, 4), steps, batch_size, dtype)
+    single = train(make_mesh(devices[:1], 1, 1), steps, batch_size, dtype)
 
     adam_state = sharded["state"][0]
     layout = {
@@ -170,6 +180,7 @@ def main(steps: int = 100, batch_size: int = 256) -> dict[str, Any]:
     )
     return {
         "devices": len(devices),
+        "dtype": jnp.dtype(dtype).name,
         "layout": layout,
         "losses": sharded["losses"],
         "single_device_losses": single["losses"],
@@ -182,9 +193,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--float64", action="store_true", help="train in float64")
     args = parser.parse_args()
-    out = main(args.steps, args.batch_size)
-    print(f"{out['devices']} devices, mesh (data=2, fsdp=4)")
+    if args.float64:
+        jax.config.update("jax_enable_x64", True)
+    out = main(args.steps, args.batch_size, jnp.float64 if args.float64 else jnp.float32)
+    print(f"{out['devices']} devices, mesh (data=2, fsdp=4), {out['dtype']}")
     print(f"{'leaf':6} {'shape':12} {'param shard':12} {'mu shard':12} {'nu shard':12} like params")
     for name, row in out["layout"].items():
         like = row["mu_sharding_is_params"] and row["nu_sharding_is_params"]
