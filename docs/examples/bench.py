@@ -24,6 +24,8 @@ import dataclasses
 import os
 import platform
 import re
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,6 +169,7 @@ class Optimizer:
     optref: Callable[[], Any]
     optax: Callable[[], Any]
     line_search: bool = False
+    fuses: bool = True  # whether its chain has consecutive leafwise members to fuse
     max_leaves: int | None = None  # larger models are left out (compile time)
     rounds: int | None = None  # fewer timing rounds for slow steps
 
@@ -175,10 +178,12 @@ OPTIMIZERS = {
     "adamw": Optimizer(lambda: oc.adamw(1e-3), lambda: optax.adamw(1e-3)),
     "sgd(momentum)": Optimizer(lambda: oc.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
     "lion": Optimizer(lambda: oc.lion(1e-4), lambda: optax.lion(1e-4)),
-    "adafactor": Optimizer(lambda: oc.adafactor(1e-3), lambda: optax.adafactor(1e-3)),
+    "adafactor": Optimizer(lambda: oc.adafactor(1e-3), lambda: optax.adafactor(1e-3), fuses=False),
     # A zoom line search per step: seconds a step on 10M params, minutes to compile for
     # a thousand leaves, so it runs on the models with at most 100 leaves.
-    "lbfgs": Optimizer(ols.lbfgs, optax.lbfgs, line_search=True, max_leaves=100, rounds=2),
+    "lbfgs": Optimizer(
+        ols.lbfgs, optax.lbfgs, line_search=True, fuses=False, max_leaves=100, rounds=2
+    ),
 }
 
 
@@ -267,7 +272,7 @@ def bench_pair(
         params = jax.device_put(model.params(jax.random.key(0)), device)
         grads = jax.device_put(model.grads(jax.random.key(1), params), device)
         libraries = {"optref": optimizer.optref(), "optax": optimizer.optax()}
-        if unfused:
+        if unfused and optimizer.fuses:
             libraries["optref unfused"] = _unfused(libraries["optref"])
         timings = {name: Timing() for name in libraries}
         runs: dict[str, list[Any]] = {}
@@ -448,6 +453,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", help="model names (default: all)")
     parser.add_argument("--rounds", type=int, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, help="steps per round")
+    parser.add_argument("--compiles", type=int, help="compilations per library (best kept)")
     parser.add_argument(
         "--unfused", action="store_true", help="also time optref with chain(..., fuse=False)"
     )
@@ -457,11 +463,12 @@ def main() -> None:
         args.plot = args.plot or ROOT / "docs" / "assets" / "benchmarks.png"
     rounds = args.rounds or (2 if args.quick else 6)
     steps = args.steps or (5 if args.quick else 10)
-    compiles = 1 if args.quick else 2
+    compiles = args.compiles or (1 if args.quick else 2)
     models = QUICK_MODELS if args.quick else FULL_MODELS
     if args.models:
         models = [m for m in models if m.name in args.models]
 
+    command = "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before = os.getloadavg()
     sections, text = [], []
@@ -507,8 +514,8 @@ def main() -> None:
         )
     load_after = os.getloadavg()
     header = (
-        f"Measured {started} with `python docs/examples/bench.py"
-        f"{' --quick' if args.quick else ''}`: jax {jax.__version__}, Optax {optax.__version__}, "
+        f"Measured {started} with `python docs/examples/bench.py{command}`: "
+        f"jax {jax.__version__}, Optax {optax.__version__}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{rounds} alternating rounds of {steps} steps per library after 3 warm-up steps; "
         f"compile time the best of {compiles}. Load average (1, 5, 15 min) "
