@@ -80,6 +80,20 @@ def _combined_case(combinator: str, members: tuple[Any, ...]) -> Case:
     )
 
 
+def _stateless_case(factory: str, helper: str) -> Case:
+    # f is a callable, which injection would take for a schedule: no injected form.
+    return Case(
+        f"core.{factory}",
+        f"optref.core.{factory}",
+        {"f": _helper(helper, rate=0.1)},
+        f"optax.{factory}",
+        step_scale=_T,
+        problems=("quadratic",),
+        steps=20,
+        wrapper_invariance=False,
+    )
+
+
 def _skip_case(rule: str, **kwargs: Any) -> Case:
     # The rule is a callable, which injection would take for a schedule.
     return Case(
@@ -192,27 +206,8 @@ WRAPPER_CASES: list[Case] = [
         steps=10,
         complex_params=True,
     ),
-    # f is a callable, which injection would take for a schedule: no injected form.
-    Case(
-        "core.stateless",
-        "optref.core.stateless",
-        {"f": _helper("tree_shrinkage", rate=0.1)},
-        "optax.stateless",
-        step_scale=_T,
-        problems=("quadratic",),
-        steps=20,
-        wrapper_invariance=False,
-    ),
-    Case(
-        "core.stateless_with_tree_map",
-        "optref.core.stateless_with_tree_map",
-        {"f": _helper("leaf_shrinkage", rate=0.1)},
-        "optax.stateless_with_tree_map",
-        step_scale=_T,
-        problems=("quadratic",),
-        steps=20,
-        wrapper_invariance=False,
-    ),
+    _stateless_case("stateless", "tree_shrinkage"),
+    _stateless_case("stateless_with_tree_map", "leaf_shrinkage"),
     _skip_case("skip_not_finite"),
     _skip_case("skip_large_updates", max_squared_norm=1.0),
 ]
