@@ -57,6 +57,8 @@ def _check_maml(out: dict) -> None:
     counts = out["nan_counts"]
     assert out["zero_inner_gradients"] > 0  # the probe has a dead unit
     assert counts["optref eps_root=1e-08"] == 0
+    # optref's square root has the exact derivative 0 at v = 0, where dv = 0 too.
+    assert counts["optref eps_root=0"] == 0
     assert out["meta_gradients_finite"]
 
 

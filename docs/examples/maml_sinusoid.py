@@ -11,10 +11,12 @@ a query set, and its gradient with respect to $\\theta$ goes through the Adam up
 
 Adam's update $\\hat m / (\\sqrt{\\hat v + \\varepsilon_{root}} + \\varepsilon)$ has a square
 root whose derivative is infinite at $\\hat v = 0$: wherever a gradient coordinate is
-exactly zero (a ReLU unit dead on the whole support set), the chain rule multiplies that
-infinity by zero, and with $\\varepsilon_{root} = 0$ the meta-gradient can be NaN. With
-$\\varepsilon_{root} > 0$ (Optax's advice for meta-learning) it is finite. The script
-measures both, for optref and for Optax, on a meta-batch where a hidden unit is dead.
+exactly zero (a ReLU unit dead on the whole support set), ``jnp.sqrt``'s chain rule
+multiplies that infinity by zero, and with $\\varepsilon_{root} = 0$ the meta-gradient is
+NaN (Optax). With $\\varepsilon_{root} > 0$ (Optax's advice for meta-learning) it is
+finite; optref's Adam takes the root with ``safe_sqrt``, whose derivative at 0 is the exact
+0 there, so its meta-gradient is finite with $\\varepsilon_{root} = 0$ too. The script
+measures both libraries on a meta-batch where a hidden unit is dead.
 """
 
 from __future__ import annotations
