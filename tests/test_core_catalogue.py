@@ -126,6 +126,9 @@ CATALOGUE = ALIASES + TRANSFORMS + WRAPPERS
 COMPARED_BY_A_TEST = {
     "scale_gradient": "test_core_misc_optax.test_scale_gradient_matches_optax",
     "lookahead": "test_core_wrappers_optax.test_lookahead_float64_agreement_with_optax",
+    # MultiSteps' should_skip_update_fn, each in a MultiSteps run against Optax's.
+    "skip_not_finite": "test_core_wrappers_optax.test_float64_agreement_with_optax",
+    "skip_large_updates": "test_core_wrappers_optax.test_float64_agreement_with_optax",
     "apply_updates": "test_core_wrappers_optax.test_target_updates_match_optax",
     "incremental_update": "test_core_wrappers_optax.test_target_updates_match_optax",
     "periodic_update": "test_core_wrappers_optax.test_target_updates_match_optax",

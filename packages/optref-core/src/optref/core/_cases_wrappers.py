@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +16,6 @@ __all__ = [
     "injected",
     "leaf_shrinkage",
     "rising_decay",
-    "skip_rule",
     "tree_shrinkage",
 ]
 
@@ -88,28 +86,6 @@ def _stateless_case(factory: str, helper: str) -> Case:
         {"f": _helper(helper, rate=0.1)},
         f"optax.{factory}",
         step_scale=_T,
-        problems=("quadratic",),
-        steps=20,
-        wrapper_invariance=False,
-    )
-
-
-def _skip_case(rule: str, **kwargs: Any) -> Case:
-    # The rule is a callable, which injection would take for a schedule.
-    return Case(
-        f"core.MultiSteps-{rule}",
-        "optref.core.MultiSteps",
-        {
-            "opt": ADAM,
-            "every_k_schedule": 2,
-            "should_skip_update_fn": _helper("skip_rule", rule=f"optref.core.{rule}", **kwargs),
-        },
-        "optax.MultiSteps",
-        optax_kwargs={
-            "opt": ADAM,
-            "every_k_schedule": 2,
-            "should_skip_update_fn": _helper("skip_rule", rule=f"optax.{rule}", **kwargs),
-        },
         problems=("quadratic",),
         steps=20,
         wrapper_invariance=False,
@@ -208,8 +184,6 @@ WRAPPER_CASES: list[Case] = [
     ),
     _stateless_case("stateless", "tree_shrinkage"),
     _stateless_case("stateless_with_tree_map", "leaf_shrinkage"),
-    _skip_case("skip_not_finite"),
-    _skip_case("skip_large_updates", max_squared_norm=1.0),
 ]
 
 
@@ -273,12 +247,3 @@ def leaf_shrinkage(rate: float = 0.1) -> Callable[[Any, Any], Any]:
         return update + rate * param
 
     return f
-
-
-def skip_rule(rule: str, **kwargs: Any) -> Callable[..., Any]:
-    """``MultiSteps``' ``should_skip_update_fn``: the rule named by dotted path (for either
-    library) with ``kwargs`` bound, e.g. ``skip_large_updates(max_squared_norm=1.0)``.
-
-    $$\\mathrm{skip}(u, t, p) = \\mathrm{rule}(u, t, p; \\ldots)$$
-    """
-    return functools.partial(resolve_name(rule), **kwargs)
