@@ -139,6 +139,8 @@ def _hashable(leaf: Any) -> Any:
             "a transformation with traced hyperparameters cannot be hashed: pass it to the "
             "jitted function as an argument (eqx.filter_jit) rather than closing over it."
         )
+    if isinstance(leaf, jax.Array) and jax.numpy.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return str(jax.random.key_impl(leaf)), _hashable(jax.random.key_data(leaf))
     if isinstance(leaf, jax.Array | np.ndarray | np.generic):
         array = np.asarray(leaf)
         return array.dtype.str, array.shape, array.tobytes()

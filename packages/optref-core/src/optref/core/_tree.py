@@ -66,19 +66,38 @@ def tree_map_compute(fn: Callable[..., Array], tree: PyTree, *rest: PyTree) -> P
     return jax.tree.map(leaf_fn, tree, *rest)
 
 
+def _full_like_sharded(x: ArrayLike, fill_value: ArrayLike, dtype: Any) -> Array:
+    """``fill_value`` in the shape of ``x``, computed from ``x`` so that it is laid out as
+    ``x`` is.
+
+    Under ``jax.jit``, ``jnp.full_like(x, v)`` is a constant that does not depend on ``x``,
+    and the compiler places it on one device whatever the sharding of ``x`` (Optax's
+    ``init`` puts its moments there). A select whose operand is ``x`` (never chosen, so
+    NaN or infinite params give the fill value too) makes the sharding propagate from
+    ``x`` to the result.
+    """
+    x = jnp.asarray(x)
+    never = jnp.zeros(x.shape, dtype=bool)
+    out_dtype = x.dtype if dtype is None else jnp.dtype(dtype)
+    return jnp.where(never, x, jnp.asarray(fill_value, out_dtype)).astype(out_dtype)
+
+
 def tree_zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
-    """Zeros with the structure and shapes of ``tree`` (in ``dtype`` if given)."""
-    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+    """Zeros with the structure and shapes of ``tree`` (in ``dtype`` if given), laid out
+    (sharded) as the leaves of ``tree`` are, also under ``jax.jit``."""
+    return jax.tree.map(lambda x: _full_like_sharded(x, 0, dtype), tree)
 
 
 def tree_ones_like(tree: PyTree, dtype: Any = None) -> PyTree:
-    """Ones with the structure and shapes of ``tree`` (in ``dtype`` if given)."""
-    return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+    """Ones with the structure and shapes of ``tree`` (in ``dtype`` if given), laid out
+    (sharded) as the leaves of ``tree`` are, also under ``jax.jit``."""
+    return jax.tree.map(lambda x: _full_like_sharded(x, 1, dtype), tree)
 
 
 def tree_full_like(tree: PyTree, fill_value: ArrayLike, dtype: Any = None) -> PyTree:
-    """``fill_value`` with the structure and shapes of ``tree`` (in ``dtype`` if given)."""
-    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
+    """``fill_value`` with the structure and shapes of ``tree`` (in ``dtype`` if given),
+    laid out (sharded) as the leaves of ``tree`` are, also under ``jax.jit``."""
+    return jax.tree.map(lambda x: _full_like_sharded(x, fill_value, dtype), tree)
 
 
 def tree_cast(tree: PyTree, dtype: Any) -> PyTree:
