@@ -76,8 +76,9 @@ def test_bias_correction_is_exact_at_large_counts(decay: float, dtype) -> None:
     expected = np.array([_exact_correction(float(b), t) for t in COUNTS])
     relative = np.abs(actual - expected) / expected
     # expm1(t * log1p(b - 1)): log1p and expm1 are each within an ulp or so; the product
-    # t * log1p(.) adds one rounding. Measured worst over these counts: below 3 eps.
-    assert np.max(relative) <= 4 * float(jnp.finfo(dtype).eps), (
+    # t * log1p(.) adds one rounding. Measured worst over these counts: 1.23 eps
+    # (float32, b = 0.9999), 1.22 eps in float64.
+    assert np.max(relative) <= 2 * float(jnp.finfo(dtype).eps), (
         f"worst relative error {np.max(relative):.3g} at t={COUNTS[int(np.argmax(relative))]}"
     )
 
