@@ -78,7 +78,7 @@ class AddNoise(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, AddNoiseState]:
-        check_state(self, updates, state, AddNoiseState)
+        check_state(self, updates, state, AddNoiseState, params)
         count = safe_increment(state.count)
         dtype = self.eta.dtype
         standard_deviation = jnp.sqrt(self.eta / count.astype(dtype) ** self.gamma.astype(dtype))
