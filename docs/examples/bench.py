@@ -506,7 +506,7 @@ def main() -> None:
         sections.append((backend, results))
         text.append(
             f"### {backend}: {device.device_kind}\n\n"
-            f"Copy bandwidth (`y = x + 1`, {elements / 1e6:.0f}M float32, best of 50): "
+            f"Copy bandwidth (`x <- x + 1`, donated, {elements / 1e6:.0f}M float32, best of 50): "
             f"{bandwidth / 1e9:.1f} GB/s.\n\n"
             + table(results, bandwidth)
             + "\nThe floor: the step with no optimizer, `apply_updates(params, grads)`, params "
