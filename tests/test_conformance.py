@@ -29,7 +29,9 @@ def test_every_package_with_cases_is_discovered() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case) -> None:
-    findings = run_case(case, checks=CHECKS, libraries=LIBRARIES)
+    # The first-step derivative check (a compilation per problem and library) runs with
+    # every check, in the crosscheck sessions.
+    findings = run_case(case, checks=CHECKS, libraries=LIBRARIES, first_step_derivative=ALL)
     for finding in findings:
         print(f"[{finding.severity}] {finding.library} {finding.check}: {finding.summary}")
     failures = [f for f in findings if f.severity == "error"]

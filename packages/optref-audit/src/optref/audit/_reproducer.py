@@ -42,7 +42,7 @@ def _preamble(case: Case, problem: str, dtype: jnp.dtype) -> list[str]:
         f"_QUAD_CENTER = np.array({_problems._QUAD_CENTER.tolist()})",
         "_MLP_X = np.random.default_rng(0).normal(size=(16, 3))",
         "_MLP_Y = np.sin(_MLP_X @ np.array([1.0, -2.0, 0.5]))[:, None]",
-        "Array = PyTree = object",
+        "Any = Array = PyTree = object",
         "",
         _problem_source(problem),
         "",
