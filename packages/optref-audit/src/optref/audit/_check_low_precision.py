@@ -4,8 +4,8 @@ One step on identical inputs: the float64 trajectory's gradient, state and param
 step are rounded to the low dtype; each library updates them in that dtype; the oracle
 updates the same rounded values (upcast) in float64. The error is
 ``rms(u - u_oracle) / rms(u_oracle)`` in units of the low dtype's epsilon, which a
-coordinate that cancels to zero cannot blow up. Along a trajectory: each library runs
-the whole way in the low dtype, and the params are compared with the float64 run's.
+coordinate that cancels to zero cannot blow up. The steps measured are spread along the
+float64 trajectory (the first and the tenth by default), each on identical inputs.
 """
 
 from __future__ import annotations
