@@ -513,11 +513,17 @@ def main() -> None:
             "donated.\n\n" + floor_table(floors)
         )
     load_after = os.getloadavg()
+    own_rounds = "".join(
+        f" ({name}: {OPTIMIZERS[name].rounds} rounds)"
+        for name in args.optimizers
+        if OPTIMIZERS[name].rounds is not None
+    )
     header = (
         f"Measured {started} with `python docs/examples/bench.py{command}`: "
         f"jax {jax.__version__}, Optax {optax.__version__}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{rounds} alternating rounds of {steps} steps per library after 3 warm-up steps; "
+        f"{rounds} alternating rounds of {steps} steps per library after 3 warm-up steps"
+        f"{own_rounds}; "
         f"compile time the best of {compiles}. Load average (1, 5, 15 min) "
         f"{'/'.join(f'{x:.1f}' for x in load_before)} before, "
         f"{'/'.join(f'{x:.1f}' for x in load_after)} after.\n\n"
