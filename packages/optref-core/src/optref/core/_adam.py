@@ -18,6 +18,7 @@ from ._numerics import (
     bias_correction,
     compute_dtype,
     debiased_momentum,
+    momentum_corrections,
     moving_average,
     safe_increment,
 )
@@ -79,6 +80,7 @@ class ScaleByAdam(LeafwiseTransformation):
         # The corrections are scalars computed once, without cancellation, in the
         # hyperparameters' dtype; the elementwise step is done in the compute dtype.
         correction_nu = bias_correction(b2, count)
+        corrections_mu = momentum_corrections(b1, count, nesterov)
 
         def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
             m, v = moments
@@ -89,7 +91,7 @@ class ScaleByAdam(LeafwiseTransformation):
             v_new = moving_average(jnp.real(v.astype(work)), abs_sq(g_w), b2)
             # The step is taken from the moments before they are rounded to the state's
             # dtype: a float16 second moment (1 - b2) g^2 is subnormal for |g| < 0.25.
-            m_hat = debiased_momentum(m_new, g_w, b1, count, nesterov)
+            m_hat = debiased_momentum(m_new, g_w, b1, corrections_mu)
             step = adaptive_ratio(m_hat, v_new / correction_nu.astype(real), eps, eps_root)
             return step.astype(g.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
 

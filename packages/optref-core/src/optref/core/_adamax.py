@@ -15,6 +15,7 @@ from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_
 from ._numerics import (
     compute_dtype,
     debiased_momentum,
+    momentum_corrections,
     moving_average,
     safe_div,
     safe_increment,
@@ -52,6 +53,7 @@ class ScaleByAdamax(GradientTransformation):
         check_state(self, updates, state, ScaleByAdamState, params)
         count = safe_increment(state.count)
         b1, b2, eps = self.b1, self.b2, self.eps
+        corrections_mu = momentum_corrections(b1, count)
 
         def leaf(g: Array, m: Array, u: Array) -> tuple[Array, Array, Array]:
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
@@ -62,7 +64,7 @@ class ScaleByAdamax(GradientTransformation):
             u_new = jnp.maximum(
                 jnp.abs(g_w) + eps.astype(real), b2.astype(real) * jnp.real(u.astype(work))
             )
-            step = safe_div(debiased_momentum(m_new, g_w, b1, count), u_new.astype(work))
+            step = safe_div(debiased_momentum(m_new, g_w, b1, corrections_mu), u_new.astype(work))
             return step.astype(g.dtype), m_new.astype(m.dtype), u_new.astype(u.dtype)
 
         new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, state.mu, state.nu)

@@ -17,6 +17,7 @@ from ._numerics import (
     bias_correction,
     compute_dtype,
     debiased_momentum,
+    momentum_corrections,
     moving_average,
     safe_increment,
 )
@@ -70,6 +71,7 @@ class ScaleByAmsgrad(GradientTransformation):
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
         correction_nu = bias_correction(b2, count)
+        corrections_mu = momentum_corrections(b1, count)
 
         def leaf(g: Array, m: Array, v: Array, v_max: Array) -> tuple[Array, ...]:
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
@@ -77,7 +79,11 @@ class ScaleByAmsgrad(GradientTransformation):
             g_w = g.astype(work)
             m_new = moving_average(m.astype(work), g_w, b1)
             v_new = moving_average(jnp.real(v.astype(work)), abs_sq(g_w), b2)
-            m_hat = debiased_momentum(m_new, g_w, b1, count) if self.bias_correction_mu else m_new
+            m_hat = (
+                debiased_momentum(m_new, g_w, b1, corrections_mu)
+                if self.bias_correction_mu
+                else m_new
+            )
             v_eff = v_new / correction_nu.astype(real) if self.bias_correction_nu else v_new
             v_max_new = jnp.maximum(jnp.real(v_max.astype(work)), v_eff)
             step = adaptive_ratio(m_hat, v_max_new, eps, eps_root)

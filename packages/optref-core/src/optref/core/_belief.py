@@ -17,6 +17,7 @@ from ._numerics import (
     bias_correction,
     compute_dtype,
     debiased_momentum,
+    momentum_corrections,
     moving_average,
     safe_increment,
 )
@@ -64,6 +65,7 @@ class ScaleByBelief(GradientTransformation):
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
         correction_nu = bias_correction(b2, count)
+        corrections_mu = momentum_corrections(b1, count, self.nesterov)
 
         def leaf(g: Array, m: Array, s: Array) -> tuple[Array, Array, Array]:
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
@@ -72,7 +74,7 @@ class ScaleByBelief(GradientTransformation):
             m_new = moving_average(m.astype(work), g_w, b1)
             surprise = abs_sq(g_w - m_new)
             s_new = moving_average(jnp.real(s.astype(work)), surprise, b2) + eps_root.astype(real)
-            m_hat = debiased_momentum(m_new, g_w, b1, count, self.nesterov)
+            m_hat = debiased_momentum(m_new, g_w, b1, corrections_mu)
             step = adaptive_ratio(m_hat, s_new / correction_nu.astype(real), eps)
             return step.astype(g.dtype), m_new.astype(m.dtype), s_new.astype(s.dtype)
 

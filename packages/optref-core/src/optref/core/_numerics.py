@@ -17,6 +17,7 @@ __all__ = [
     "bias_correction",
     "compute_dtype",
     "debiased_momentum",
+    "momentum_corrections",
     "moving_average",
     "safe_div",
     "safe_increment",
@@ -174,25 +175,44 @@ def safe_increment(count: ArrayLike) -> Array:
     return count + 1
 
 
+def momentum_corrections(
+    b1: ArrayLike, count: ArrayLike, nesterov: bool = False
+) -> tuple[Array, Array | None]:
+    """The scalar bias corrections of Adam's first moment, computed once per step.
+
+    $$c_t = 1-\\beta_1^t, \\qquad c_{t+1} = 1-\\beta_1^{t+1}\\ \\text{(Nesterov only)}$$
+
+    Both are :func:`bias_correction` values for ``count`` $= t$ (the incremented step
+    count); the second is ``None`` without Nesterov momentum. They are computed outside
+    the per-leaf step, so a tree of many leaves traces them once. Reference: Kingma & Ba
+    (2015); Dozat, *Incorporating Nesterov Momentum into Adam* (2016).
+    """
+    correction = bias_correction(b1, count)
+    if not nesterov:
+        return correction, None
+    return correction, bias_correction(b1, safe_increment(count))
+
+
 def debiased_momentum(
-    mu: Array, g: Array, b1: ArrayLike, count: ArrayLike, nesterov: bool = False
+    mu: Array, g: Array, b1: ArrayLike, corrections: tuple[Array, Array | None]
 ) -> Array:
     """Adam's bias-corrected first moment, or its Nesterov (NAdam) look-ahead form.
 
     $$\\hat m_t = \\frac{m_t}{1-\\beta_1^t} \\quad\\text{or, with Nesterov,}\\quad
     \\hat m_t = \\beta_1\\frac{m_t}{1-\\beta_1^{t+1}} + (1-\\beta_1)\\frac{g_t}{1-\\beta_1^t}$$
 
-    ``mu`` and ``g`` are arrays already in the compute dtype; ``count`` is $t$ (the
-    incremented step count). The corrections are :func:`bias_correction` scalars, cast
-    to ``mu``'s dtype for the division. References: Kingma & Ba (2015); Dozat,
-    *Incorporating Nesterov Momentum into Adam* (2016).
+    ``mu`` and ``g`` are arrays already in the compute dtype; ``corrections`` are the
+    scalars of :func:`momentum_corrections` (Nesterov's form where the second is not
+    ``None``), cast to ``mu``'s dtype for the division. References: Kingma & Ba (2015);
+    Dozat, *Incorporating Nesterov Momentum into Adam* (2016).
     """
     dtype = mu.dtype
-    correction = bias_correction(b1, count).astype(dtype)
-    if not nesterov:
-        return mu / correction
-    correction_next = bias_correction(b1, safe_increment(count)).astype(dtype)
-    return moving_average(mu / correction_next, g.astype(dtype) / correction, b1)
+    correction, correction_next = corrections
+    if correction_next is None:
+        return mu / correction.astype(dtype)
+    return moving_average(
+        mu / correction_next.astype(dtype), g.astype(dtype) / correction.astype(dtype), b1
+    )
 
 
 def moving_average(average: Array, value: Array, decay: ArrayLike) -> Array:

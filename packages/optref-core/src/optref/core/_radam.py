@@ -18,6 +18,7 @@ from ._numerics import (
     bias_correction,
     compute_dtype,
     debiased_momentum,
+    momentum_corrections,
     moving_average,
     safe_increment,
     safe_sqrt,
@@ -139,6 +140,7 @@ class ScaleByRadam(GradientTransformation):
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
         correction_nu = bias_correction(b2, count)
+        corrections_mu = momentum_corrections(b1, count, self.nesterov)
         r, applies = rectification(b2, count, self.threshold)
 
         def leaf(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
@@ -147,7 +149,7 @@ class ScaleByRadam(GradientTransformation):
             g_w = g.astype(work)
             m_new = moving_average(m.astype(work), g_w, b1)
             v_new = moving_average(jnp.real(v.astype(work)), abs_sq(g_w), b2)
-            m_hat = debiased_momentum(m_new, g_w, b1, count, self.nesterov)
+            m_hat = debiased_momentum(m_new, g_w, b1, corrections_mu)
             rectified = r.astype(work) * adaptive_ratio(
                 m_hat, v_new / correction_nu.astype(real), eps, eps_root
             )
