@@ -21,7 +21,7 @@ SHOWN = ("core.adam", "core.sgd-momentum", "core.flatten", "core.lars-masks-nest
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("[", "\\[").replace("\n", " ")
 
 
 def main() -> None:
