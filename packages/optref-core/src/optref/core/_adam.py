@@ -47,6 +47,21 @@ class ScaleByAdamState(eqx.Module):
     nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
+def check_moment_ranges(transformation: Any) -> None:
+    """Check the hyperparameters that every Adam-family transformation shares.
+
+    $$\\beta_1, \\beta_2 \\in [0, 1), \\qquad \\varepsilon, \\varepsilon_{\\mathrm{root}} \\ge 0$$
+
+    ``transformation`` has the fields ``b1``, ``b2``, ``eps`` and ``eps_root``; a value out
+    of range raises an error naming the transformation and the argument. Reference: Kingma
+    & Ba, *Adam: A Method for Stochastic Optimization* (2015).
+    """
+    check_range(transformation, "b1", transformation.b1, 0.0, 1.0, high_inclusive=False)
+    check_range(transformation, "b2", transformation.b2, 0.0, 1.0, high_inclusive=False)
+    check_range(transformation, "eps", transformation.eps, 0.0)
+    check_range(transformation, "eps_root", transformation.eps_root, 0.0)
+
+
 class ScaleByAdam(LeafwiseTransformation):
     """Scale by Adam's bias-corrected moments: ``m̂ / (sqrt(v̂ + eps_root) + eps)``."""
 
@@ -59,10 +74,7 @@ class ScaleByAdam(LeafwiseTransformation):
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root")
 
     def __check_init__(self) -> None:
-        check_range(self, "b1", self.b1, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "b2", self.b2, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "eps", self.eps, 0.0)
-        check_range(self, "eps_root", self.eps_root, 0.0)
+        check_moment_ranges(self)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
         return ScaleByAdamState(

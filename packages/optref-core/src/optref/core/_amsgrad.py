@@ -8,9 +8,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
+from ._adam import check_moment_ranges
 from ._base import GradientTransformation, check_state, params_like
 from ._chain import Chain, chain
-from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -51,10 +52,7 @@ class ScaleByAmsgrad(GradientTransformation):
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root")
 
     def __check_init__(self) -> None:
-        check_range(self, "b1", self.b1, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "b2", self.b2, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "eps", self.eps, 0.0)
-        check_range(self, "eps_root", self.eps_root, 0.0)
+        check_moment_ranges(self)
 
     def init(self, params: PyTree) -> ScaleByAmsgradState:
         return ScaleByAmsgradState(

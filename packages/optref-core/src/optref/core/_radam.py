@@ -8,7 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._adam import ScaleByAdamState
+from ._adam import ScaleByAdamState, check_moment_ranges
 from ._base import GradientTransformation, check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -122,10 +122,7 @@ class ScaleByRadam(GradientTransformation):
     scalar_hyperparameters = ("b1", "b2", "eps", "eps_root", "threshold")
 
     def __check_init__(self) -> None:
-        check_range(self, "b1", self.b1, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "b2", self.b2, 0.0, 1.0, high_inclusive=False)
-        check_range(self, "eps", self.eps, 0.0)
-        check_range(self, "eps_root", self.eps_root, 0.0)
+        check_moment_ranges(self)
         check_range(self, "threshold", self.threshold, 4.0)
 
     def init(self, params: PyTree) -> ScaleByAdamState:
