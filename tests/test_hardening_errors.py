@@ -11,8 +11,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from optref.audit import bad_inputs, check_bad_input
+from optref.masking.conformance import CASES as MASKING_CASES
 
 # The transformations whose updates stay finite after a NaN gradient, by design:
 # apply_if_finite and MultiSteps with a skip function skip the step, zero_nans zeroes the
@@ -77,3 +79,11 @@ def test_infinite_gradients_raise_nothing(transformation_case, case_run) -> None
     run = case_run(transformation_case, jnp.float32)
     updates = _run_with_first_gradient(run, np.inf)
     assert len(updates) == STEPS
+
+
+@pytest.mark.parametrize("case", MASKING_CASES, ids=lambda case: case.name)
+def test_masking_bad_input_is_named(case) -> None:
+    """The wrappers of optref-masking check the updates against the params once, at their
+    own ``update``, so a mistake is named there rather than deep inside a mask."""
+    problems = [p for b in bad_inputs(case) if (p := check_bad_input(b)) is not None]
+    assert not problems, "\n".join(problems)

@@ -92,6 +92,9 @@ def _other_state(tx: Any, params: Any) -> Any:
 
 # Transformations made of a user's function: whether it accepts params=None is its own.
 _USER_FUNCTIONS = {"optref.core.stateless", "optref.core.stateless_with_tree_map"}
+# Transformations whose arguments name the params (regex patterns on their paths): on a
+# tuple of the leaves, named [0], [1], ..., no pattern matches and init refuses them.
+_NAMES_PARAMS = {"optref.masking.param_groups"}
 
 
 def bad_inputs(case: Case, dtype: Any = jnp.float32) -> list[BadInput]:
@@ -128,10 +131,13 @@ def bad_inputs(case: Case, dtype: Any = jnp.float32) -> list[BadInput]:
     out.append(BadInput("wrong leaf shape", update(reshaped), (TreeMismatchError,), (path,)))
     integer, path = _with_first_leaf(grads, lambda x: jnp.ones(x.shape, jnp.int32))
     out.append(BadInput("integer updates", update(integer), (TypeError,), (path, "int32")))
-    if not case.extra_args and not any(isinstance(v, Mapping) for v in case.kwargs.values()):
-        # A mask or a label tree, or a loss (for value and value_fn), fixes the params'
-        # structure; every other case runs on a tuple of the leaves too, with the
-        # updates given as a list.
+    fixes_structure = case.optref in _NAMES_PARAMS or any(
+        isinstance(v, Mapping) for v in case.kwargs.values()
+    )
+    if not case.extra_args and not fixes_structure:
+        # A mask or a label tree, patterns on the params' names, or a loss (for value and
+        # value_fn) fixes the params' structure; every other case runs on a tuple of the
+        # leaves too, with the updates given as a list.
         leaves = tuple(jax.tree.leaves(params))
         as_list = list(jax.tree.leaves(grads))
         out.append(

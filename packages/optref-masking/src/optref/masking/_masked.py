@@ -27,6 +27,7 @@ __all__ = [
     "MaskedNode",
     "MaskedState",
     "apply_masked",
+    "check_wrapper_update",
     "init_masked",
     "masked",
     "resolve_mask",
@@ -108,6 +109,26 @@ def mask_tree(tree: PyTree, mask: PyTree) -> PyTree:
     return jax.tree.map(lambda m, x: x if m is True else MaskedNode(), mask, tree, is_leaf=_is_none)
 
 
+def check_wrapper_update(
+    wrapper: GradientTransformation,
+    updates: PyTree,
+    state: Any,
+    state_type: type,
+    params: PyTree | None,
+) -> None:
+    """Check a masking wrapper's ``update`` call once, before any mask is applied.
+
+    Core's :func:`~optref.core.check_state` names the wrapper and the first PyTree path
+    at which the updates and the params differ (a missing or extra key, a container of
+    another kind, ``None`` for an array, another shape), instead of the error that
+    ``jax.tree.map`` would raise deep inside the mask. The params are compared as the
+    updates see them: their non-array leaves (the functions and Python numbers of an
+    unfiltered Equinox model, whose updates are ``None``) count as ``None``.
+    """
+    arrays = None if params is None else eqx.filter(params, eqx.is_array)
+    check_state(wrapper, updates, state, state_type, arrays)
+
+
 def _mask_extra(
     extra: Mapping[str, Any], updates: PyTree, mask: PyTree, compatible: bool
 ) -> dict[str, Any]:
@@ -173,7 +194,7 @@ class Masked(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, MaskedState]:
-        check_state(self, updates, state, MaskedState)
+        check_wrapper_update(self, updates, state, MaskedState, params)
         mask = resolve_mask(self.mask, updates, where="masked")
         return apply_masked(
             self.inner,
@@ -211,6 +232,11 @@ def masked(
     concrete boolean scalars, which are turned into Python bools. The updates it leaves
     out are returned as they came: compose with ``set_to_zero`` (:func:`freeze`) to hold
     them still. ``None`` leaves pass through.
+
+    ``update`` checks the updates against the params before it applies the mask, and
+    raises :class:`~optref.core.TreeMismatchError` naming ``masked`` and the PyTree path
+    of a missing or extra key, a container of another kind, ``None`` for an array or
+    another shape.
 
     Reference: ``optax.masked`` (``optax.transforms.masked``).
     """

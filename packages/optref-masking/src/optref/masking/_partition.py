@@ -14,7 +14,6 @@ from optref.core import (
     GradientTransformation,
     StateMismatchError,
     broadcast_prefix,
-    check_state,
     path_str,
 )
 from optref.core._hyperparameters import transformation_name
@@ -22,7 +21,7 @@ from optref.core._inner import check_inner
 from optref.core._typecheck import typechecker
 
 from ._group_table import NOT_A_PARAMETER, format_group_table
-from ._masked import MaskedState, apply_masked, init_masked
+from ._masked import MaskedState, apply_masked, check_wrapper_update, init_masked
 from ._paths import named_leaves
 
 __all__ = [
@@ -153,7 +152,7 @@ class Partition(GradientTransformation):
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, PartitionState]:
-        check_state(self, updates, state, PartitionState)
+        check_wrapper_update(self, updates, state, PartitionState, params)
         if set(state.inner_states) != set(self.transforms):
             raise StateMismatchError(
                 f"{transformation_name(self)}: the state has groups "
@@ -212,7 +211,9 @@ def partition(
     or a function of the params (called on the updates in ``update``) returning one.
     Every label must have a transformation (otherwise ``init`` raises ``ValueError``
     naming the label and the paths that carry it); a transformation whose label no
-    leaf carries is reported with a ``UserWarning``.
+    leaf carries is reported with a ``UserWarning``. ``update`` checks the updates
+    against the params first, and raises :class:`~optref.core.TreeMismatchError` naming
+    the partition and the PyTree path where they differ.
 
     :meth:`Partition.groups_by_path` and :meth:`Partition.group_table` show which
     parameter went to which group.
