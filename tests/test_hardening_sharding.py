@@ -56,12 +56,19 @@ SCRIPT = textwrap.dedent(
         else:
             tx = build(case, "optref")
         state = jax.jit(tx.init)(sharded)
-        follows, total = 0, 0
+        follows, total, others = 0, 0, {}
         for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-            for p in (params["w"], params["b"]):
-                if getattr(leaf, "shape", None) == p.shape:
-                    total += 1
-                    follows += leaf.sharding.is_equivalent_to(rows, leaf.ndim)
+            shape = getattr(leaf, "shape", None)
+            if shape in ((8, 4), (8,)):
+                total += 1
+                follows += leaf.sharding.is_equivalent_to(rows, leaf.ndim)
+            elif shape:
+                replicated = (
+                    leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 8
+                )
+                others[jax.tree_util.keystr(path)] = "replicated" if replicated else str(
+                    leaf.sharding
+                )
         updates, new_state = jax.jit(lambda s, p: step(tx, p, s))(state, sharded)
         kept = all(
             u.sharding.is_equivalent_to(rows, u.ndim) for u in jax.tree.leaves(updates)
@@ -76,7 +83,11 @@ SCRIPT = textwrap.dedent(
             for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(reference))
         )
         report[name] = {
-            "follows": follows, "total": total, "kept": bool(kept), "relative": difference
+            "follows": follows,
+            "total": total,
+            "others": others,
+            "kept": bool(kept),
+            "relative": difference,
         }
     print(json.dumps(report))
     """
@@ -98,13 +109,15 @@ def _run(names: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# Their init builds the state with jnp.zeros of other shapes or its own zeros_like
-# (factored statistics, SM3's accumulators, ema's and signum's moment): measured with
-# docs/hardening.md's command, they do not follow the params' sharding yet.
-NOT_YET_FOLLOWING = {
-    "core.signum",
-    "core.ema",
-    "core.ema-no_debias",
+# Their state holds reductions of the params: SM3's accumulator per axis, the row and
+# column factors of the factored second moment (min_dim_size_to_factor=2 factors w[8, 4]
+# into a factor of shape (8,), the mean over w's columns, and one of shape (4,), the mean
+# over its rows), and one-element placeholders where a leaf is not factored. A reduction
+# is laid out as a reduction of its param is: the (8,) statistics keep w's sharded axis
+# and are sharded along it (counted with the params-shaped leaves); the (4,) statistics
+# sum over the sharded axis, so they are replicated on all 8 devices, never put on one,
+# and so are the placeholders, which hold nothing.
+REDUCED_STATE = {
     "core.scale_by_sm3",
     "core.scale_by_sm3-b2",
     "core.sm3",
@@ -117,8 +130,10 @@ NOT_YET_FOLLOWING = {
 
 def _check(report: dict) -> None:
     for name, row in report.items():
-        if name not in NOT_YET_FOLLOWING:
-            assert row["follows"] == row["total"], f"{name}: {row}"
+        assert row["follows"] == row["total"], f"{name}: {row}"
+        if name in REDUCED_STATE:
+            assert row["others"], f"{name}: no reduced statistics in the state: {row}"
+            assert set(row["others"].values()) == {"replicated"}, f"{name}: {row}"
         assert row["kept"], f"{name}: the jitted update lost the sharding: {row}"
         # Reductions (norms) are summed in another order across 8 devices.
         assert row["relative"] <= 1e-6, f"{name}: differs from the single-device run: {row}"
@@ -134,9 +149,12 @@ TRANSFORMATIONS = [
 
 
 def test_state_follows_the_params_sharding() -> None:
-    """Adam and noisy SGD follow the sharding; Optax's Adam, run alongside as the
+    """Adam, noisy SGD, SM3 and Adafactor follow the sharding (SM3's and Adafactor's
+    reduced statistics as their reductions do); Optax's Adam, run alongside as the
     measurement the fix is judged by, puts its moments on one device."""
-    report = _run(["core.adam", "core.noisy_sgd", "optax.adam"])
+    report = _run(
+        ["core.adam", "core.noisy_sgd", "core.scale_by_sm3", "core.adafactor", "optax.adam"]
+    )
     optax_adam = report.pop("optax.adam")
     assert optax_adam["total"] == 4 and optax_adam["follows"] == 0
     _check(report)

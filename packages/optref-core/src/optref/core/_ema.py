@@ -12,7 +12,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 from ._base import GradientTransformation, check_state, params_like
 from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import bias_correction, compute_dtype, safe_increment
-from ._tree import tree_map_unzip
+from ._tree import tree_map_unzip, tree_zeros_like
 from ._typecheck import typechecker
 
 __all__ = ["Ema", "EmaState", "ema"]
@@ -44,7 +44,7 @@ class Ema(GradientTransformation):
                 # A real accumulator dtype sets the precision; a complex average needs the
                 # complex dtype of that precision, or its imaginary part would be dropped.
                 dtype = jnp.promote_types(dtype, jnp.complex64)
-            return jnp.zeros_like(p, dtype=dtype)
+            return tree_zeros_like(p, dtype)
 
         return EmaState(jnp.zeros([], jnp.int32), jax.tree.map(zeros, params))
 

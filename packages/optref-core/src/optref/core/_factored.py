@@ -18,7 +18,7 @@ from ._ema import ema
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_increment, safe_sqrt
 from ._scale import scale, scale_by_learning_rate
-from ._tree import tree_map_unzip
+from ._tree import tree_map_unzip, tree_zeros_like, zeros_reduced_like
 from ._typecheck import typechecker
 from ._weight_decay import add_decayed_weights
 
@@ -116,11 +116,10 @@ class ScaleByFactoredRms(GradientTransformation):
             placeholder = jnp.zeros((1,), p.dtype)
             dims = _factored_dims(p.shape, self.factored, self.min_dim_size_to_factor)
             if dims is None:
-                return placeholder, placeholder, jnp.zeros_like(p)
+                return placeholder, placeholder, tree_zeros_like(p)
             second, first = dims
-            row = jnp.zeros(tuple(n for a, n in enumerate(p.shape) if a != first), p.dtype)
-            col = jnp.zeros(tuple(n for a, n in enumerate(p.shape) if a != second), p.dtype)
-            return row, col, placeholder
+            # Reductions of p: each factor is laid out as p is along the axes it keeps.
+            return zeros_reduced_like(p, (first,)), zeros_reduced_like(p, (second,)), placeholder
 
         v_row, v_col, v = tree_map_unzip(leaf, 3, params)
         return FactoredState(jnp.zeros([], jnp.int32), v_row, v_col, v)

@@ -15,7 +15,7 @@ from ._chain import Chain, chain
 from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import compute_dtype, safe_sqrt
 from ._scale import scale
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_map_unzip, tree_zeros_like, zeros_reduced_like
 from ._tree_check import check_real
 from ._typecheck import typechecker
 
@@ -35,9 +35,14 @@ class ScaleBySM3State(eqx.Module):
 
 
 def _axis_zeros(p: Array) -> list[Array]:
+    # One accumulator per axis, a reduction of p over the others: laid out as p is along
+    # its own axis (zeros_reduced_like).
     if p.ndim == 0:
-        return [jnp.zeros((), p.dtype)]
-    return [jnp.zeros((size,), p.dtype) for size in p.shape]
+        return [zeros_reduced_like(p, ())]
+    return [
+        zeros_reduced_like(p, tuple(a for a in range(p.ndim) if a != axis))
+        for axis in range(p.ndim)
+    ]
 
 
 class ScaleBySm3(GradientTransformation):

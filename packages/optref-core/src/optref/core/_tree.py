@@ -43,6 +43,7 @@ __all__ = [
     "tree_vdot",
     "tree_where",
     "tree_zeros_like",
+    "zeros_reduced_like",
 ]
 
 
@@ -98,6 +99,19 @@ def tree_full_like(tree: PyTree, fill_value: ArrayLike, dtype: Any = None) -> Py
     """``fill_value`` with the structure and shapes of ``tree`` (in ``dtype`` if given),
     laid out (sharded) as the leaves of ``tree`` are, also under ``jax.jit``."""
     return jax.tree.map(lambda x: _full_like_sharded(x, fill_value, dtype), tree)
+
+
+def zeros_reduced_like(x: ArrayLike, axes: tuple[int, ...], dtype: Any = None) -> Array:
+    """Zeros in the shape of ``x`` with ``axes`` removed (in ``dtype`` if given), computed
+    as a reduction of ``x`` so that, under ``jax.jit``, they are laid out as a reduction
+    of ``x`` is: sharded as ``x`` along the axes they keep, replicated along the others.
+
+    $$z = 0 \\in \\mathbb{R}^{\\operatorname{shape}(x) \\setminus \\text{axes}}$$
+
+    The statistics of a factored or per-axis second moment (Adafactor's row and column
+    factors, SM3's accumulators) are such reductions of the squared gradient.
+    """
+    return jnp.sum(_full_like_sharded(x, 0, dtype), axis=axes)
 
 
 def tree_cast(tree: PyTree, dtype: Any) -> PyTree:
