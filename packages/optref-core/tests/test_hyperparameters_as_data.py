@@ -280,8 +280,10 @@ def _assert_central_difference(
 
 
 def _leaf_of(case: Case, values: dict[str, jax.Array], name: str) -> str | None:
-    """The path of the one leaf of the case's transformation that the argument ``name``
-    sets, or ``None`` where it sets several (a factory may derive leaves from it)."""
+    """The path of the leaf of the case's transformation that holds the argument ``name``
+    itself: the one leaf that changes when it does, equal to its value before and after.
+    ``None`` where the factory derives leaves from it instead (``sm3`` stores
+    ``-learning_rate``, whose gradient is the argument's with the sign flipped)."""
 
     def leaves(tx: Any) -> dict[str, Any]:
         flat = jax.tree_util.tree_flatten_with_path(tx)[0]
@@ -290,7 +292,13 @@ def _leaf_of(case: Case, values: dict[str, jax.Array], name: str) -> str | None:
     moved = {**values, name: jnp.asarray(_scaled(float(values[name]), 0.5))}
     before, after = leaves(_build(case, **values)), leaves(_build(case, **moved))
     changed = [p for p in before if not bool(jnp.array_equal(before[p], after[p]))]
-    return changed[0] if len(changed) == 1 else None
+    if len(changed) != 1:
+        return None
+    path = changed[0]
+    holds_the_argument = bool(jnp.all(before[path] == values[name])) and bool(
+        jnp.all(after[path] == moved[name])
+    )
+    return path if holds_the_argument else None
 
 
 def _check_hypergradient(case: Case, train: Callable, params: Any, names: tuple[str, ...]):
@@ -303,7 +311,7 @@ def _check_hypergradient(case: Case, train: Callable, params: Any, names: tuple[
 
     _, grads = loss_and_grad(values)
     # The same gradient reaches the transformation's own leaves, where an argument is
-    # exactly one leaf (some factories derive several leaves from one argument).
+    # stored as one leaf (some factories derive leaves from it: see _leaf_of).
     by_leaf = eqx.filter_jit(eqx.filter_grad(lambda t: train(t, params)[0]))(_build(case, **values))
     gradients = {
         jax.tree_util.keystr(path): g
