@@ -173,3 +173,25 @@ def test_a_traced_mask_is_an_error(params):
 def test_inner_must_be_an_optref_transformation():
     with pytest.raises(TypeError, match="masked: inner must be an optref GradientTransformation"):
         masked(lambda u: u, True)
+
+
+def test_updates_that_do_not_fit_are_named_at_the_wrapper(params, random_like):
+    g = random_like(0, params)
+    mask = {"encoder": True, "decoder": False, "head": False}
+    tx = masked(sgd(0.1, momentum=0.9), mask)
+    state = tx.init(params)
+    missing = {k: v for k, v in g.items() if k != "head"}
+    with pytest.raises(TreeMismatchError, match=r"^masked: .*params has \['head'\]\['b'\]"):
+        tx.update(missing, state, params)
+    # A leaf the mask leaves out is checked too: the inner transformation never sees it.
+    wrong_shape = {**g, "head": {**g["head"], "b": jnp.zeros(3)}}
+    with pytest.raises(TreeMismatchError, match=r"^masked: at \['head'\]\['b'\], .*shape"):
+        tx.update(wrong_shape, state, params)
+    leaves = tuple(jax.tree.leaves(params))
+    listed = masked(sgd(0.1, momentum=0.9), lambda p: jax.tree.map(lambda x: x.ndim == 2, p))
+    with pytest.raises(TreeMismatchError, match=r"^masked: at <root>, updates is a list"):
+        listed.update(list(jax.tree.leaves(g)), listed.init(leaves), leaves)
+    # Without params, None for a masked-out subtree is named where the inner state, built
+    # with a placeholder per leaf of the params, does not fit.
+    with pytest.raises(TreeMismatchError, match=r"^trace: at \['head'\], updates is a MaskedNode"):
+        tx.update({**g, "head": None}, state)

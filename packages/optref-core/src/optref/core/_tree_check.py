@@ -44,7 +44,12 @@ def _is_none(node: Any) -> bool:
 
 
 def _is_leaf(node: Any) -> bool:
-    return node is None or jax.tree_util.treedef_is_leaf(jax.tree.structure(node))
+    # A node without children (a MaskedNode, an empty tuple) is a container, not a leaf:
+    # a tree that has one where the other has a dict of them differs in kind.
+    if node is None:
+        return True
+    structure = jax.tree.structure(node)
+    return jax.tree_util.treedef_is_leaf(structure) and structure.num_leaves == 1
 
 
 def _children(node: Any) -> list[tuple[tuple[Any, ...], Any]]:
