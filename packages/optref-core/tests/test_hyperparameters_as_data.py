@@ -269,9 +269,12 @@ FD_RTOL = 1e-6
 def _assert_central_difference(
     gradient: Any, f: Callable[[Any], jax.Array], x: jax.Array, label: str
 ) -> None:
-    """``gradient`` (df/dx at ``x``) is finite and equals ``(f(x+h) - f(x-h)) / 2h``, to
-    ``FD_RTOL`` plus the differences' rounding error ``4 eps |f(x)| / h``."""
+    """``gradient`` (df/dx at ``x``) is finite, not zero (a hyperparameter whose derivative
+    is zero at the point, e.g. an inactive clamp, would make the comparison vacuous) and
+    equals ``(f(x+h) - f(x-h)) / 2h``, to ``FD_RTOL`` plus the differences' rounding error
+    ``4 eps |f(x)| / h``."""
     assert np.isfinite(gradient), (label, gradient)
+    assert gradient != 0, (label, "the derivative is zero at this point")
     h = FD_STEP * (abs(float(x)) or 1.0)  # relative: a small eps keeps its sign
     central = float((f(x + h) - f(x - h)) / (2 * h))
     rounding = 4 * np.finfo(np.float64).eps * abs(float(f(x))) / h
@@ -387,7 +390,6 @@ def test_sweep_and_hypergradient_through_chain_and_injection():
         def f(x: jax.Array, name: str = name) -> jax.Array:
             return value_and_grad({**at, name: x})[0]
 
-        assert grads[name] != 0, name
         _assert_central_difference(grads[name], f, at[name], name)
 
 

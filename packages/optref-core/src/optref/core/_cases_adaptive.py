@@ -118,13 +118,13 @@ ADAPTIVE_CASES: list[Case] = [
     _transform(
         "scale_by_radam",
         {"b1": 0.9, "b2": 0.999},
-        ("b1", "b2"),
+        ("b1",),
         deviations=_RADAM,
     ),
     _transform(
         "scale_by_radam",
         {"nesterov": True, "b2": 0.99, "threshold": 4.0},
-        ("b2",),
+        ("b1",),
         variant="nesterov",
         deviations=_RADAM,
     ),
@@ -191,5 +191,5 @@ ADAPTIVE_CASES: list[Case] = [
     _alias("radam", _LR, deviations=_RADAM),
     _alias("yogi", _LR),
     _alias("sign_sgd", _LR),
-    _alias("signum", {**_LR, "beta": 0.9}, ("learning_rate", "beta")),
+    _alias("signum", {**_LR, "beta": 0.9}, ("learning_rate",)),
 ]

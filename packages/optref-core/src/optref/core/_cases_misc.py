@@ -178,7 +178,7 @@ MISC_CASES: list[Case] = [
         step_scale=_T,
         complex_params=True,
         extra_args=("value",),
-        hyperparameters=("max_learning_rate", "f_min"),
+        hyperparameters=("f_min",),
     ),
     Case(
         "core.scale_by_polyak-sps+",
@@ -188,7 +188,7 @@ MISC_CASES: list[Case] = [
         step_scale=_T,
         complex_params=True,
         extra_args=("value",),
-        hyperparameters=("max_learning_rate",),
+        hyperparameters=("f_min", "eps"),
     ),
     Case(
         "core.scale_by_rprop",
@@ -251,7 +251,7 @@ MISC_CASES: list[Case] = [
         "optax.adaptive_grad_clip",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("clipping", "eps"),
+        hyperparameters=("clipping",),
     ),
     Case(
         "core.keep_params_nonnegative",
