@@ -94,10 +94,12 @@ class ScaleBySm3(GradientTransformation):
             if g.ndim < 2:
                 new_maxima = [accumulator.astype(maxima[0].dtype)]
             else:
+                # The accumulator is nonnegative, so 0 is the identity of its maximum: a
+                # zero-size slice (an axis of length 0 elsewhere) has the maximum 0.
                 new_maxima = [
-                    jnp.max(accumulator, axis=tuple(a for a in range(g.ndim) if a != i)).astype(
-                        m.dtype
-                    )
+                    jnp.max(
+                        accumulator, axis=tuple(a for a in range(g.ndim) if a != i), initial=0
+                    ).astype(m.dtype)
                     for i, m in enumerate(maxima)
                 ]
             return nu.astype(g.dtype), new_maxima, nu.astype(v.dtype)
