@@ -35,34 +35,37 @@ def losses_after_each_step(lib, tx, fn, steps=K, line_search=True):
 
 
 def three_derivatives(run, x0, direction, h=1e-6):
-    """The derivative of ``w . run(x)`` at ``x0`` along ``direction``: reverse, forward, central.
+    """The derivatives of ``run(x)`` (the loss after each step) at ``x0`` along ``direction``.
 
-    ``w`` weighs the losses after each step with fixed positive weights, so one reverse
-    pass covers every K; a NaN at any K shows in the gradient.
+    Returns the gradient of ``w . run(x)`` (``w`` fixed positive weights, so one reverse
+    pass covers every K and a NaN at any K shows in it), that gradient along
+    ``direction``, the same from forward mode (``w`` times the forward derivative at each
+    K), and the forward and central-difference derivatives at each K separately.
     """
-    weights = jnp.asarray(np.random.default_rng(4).uniform(0.5, 1.5, size=K))
-
-    def weighted(x):
-        return jnp.dot(weights[: run.steps], run(x))
+    weights = jnp.asarray(np.random.default_rng(4).uniform(0.5, 1.5, size=K))[: run.steps]
 
     @eqx.filter_jit  # one compilation for the three
     def derivatives(x, v):
-        shifted = jax.vmap(weighted)(jnp.stack([x + h * v, x - h * v]))
-        return jax.grad(weighted)(x), jax.jvp(weighted, (x,), (v,))[1], shifted
+        shifted = jax.vmap(run)(jnp.stack([x + h * v, x - h * v]))
+        gradient = jax.grad(lambda y: jnp.dot(weights, run(y)))(x)
+        return gradient, jax.jvp(run, (x,), (v,))[1], shifted
 
     gradient, forward, (plus, minus) = derivatives(x0, direction)
     return (
         np.asarray(gradient),
         float(jnp.vdot(gradient, direction)),
-        float(forward),
-        float((plus - minus) / (2 * h)),
+        float(jnp.dot(weights, forward)),
+        np.asarray(forward),
+        np.asarray((plus - minus) / (2 * h)),
     )
 
 
-def _check(gradient, reverse, forward, central, fd_rtol=1e-6):
+def _check(gradient, reverse, forward, forward_each, central_each, fd_rtol=1e-6):
+    """Finite; reverse equals forward mode; forward equals central differences at each K."""
     assert np.all(np.isfinite(gradient))
     np.testing.assert_allclose(reverse, forward, rtol=1e-9)
-    np.testing.assert_allclose(forward, central, rtol=fd_rtol)
+    scale = np.max(np.abs(forward_each))
+    np.testing.assert_allclose(forward_each, central_each, rtol=fd_rtol, atol=fd_rtol * scale)
 
 
 DIRECTION = np.random.default_rng(3).normal(size=4)
@@ -109,10 +112,13 @@ def test_lbfgs_direction_at_a_stationary_point(lib) -> None:
     # Every gradient is 0, so every curvature pair is (0, 0): Optax divides 0 by 0 here.
     tx = chain(scale_by_lbfgs(), scale(-0.1))
     run = losses_after_each_step(lib, tx, fn, line_search=False)
-    gradient, _, forward, central = three_derivatives(run, minimum, jnp.asarray(DIRECTION))
+    gradient, _, forward, forward_each, central_each = three_derivatives(
+        run, minimum, jnp.asarray(DIRECTION)
+    )
     np.testing.assert_array_equal(gradient, 0.0)  # finite, and 0: the loss is minimal there
     assert forward == 0.0
-    np.testing.assert_allclose(central, 0.0, atol=1e-5)
+    np.testing.assert_array_equal(forward_each, 0.0)  # at every K
+    np.testing.assert_allclose(central_each, 0.0, atol=1e-5)
 
 
 @pytest.mark.parametrize(
