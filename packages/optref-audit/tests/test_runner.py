@@ -19,11 +19,11 @@ from optref.audit import (
     run_case,
     to_case,
 )
-from optref.audit._check_differentiability import disagreement, range_distance
+from optref.audit._check_differentiability import disagreement
 from optref.audit._check_low_precision import graft_state
 from optref.audit._check_wrappers import shape_setting_arguments
 from optref.audit._metrics import leaf_relative_error, units_of_epsilon
-from optref.core.conformance import Case
+from optref.core.conformance import Case, range_distance
 
 
 def test_cases_are_discovered_through_entry_points() -> None:

@@ -14,8 +14,10 @@ $D(h) - f'(x)v \\approx c h^2$, so $|D(2h) - D(h)| \\approx 3|c|h^2$ estimates t
 truncation error, and $\\varepsilon \\max|f| / h$ the rounding error; both enter the
 tolerance, so a kink or rounding noise in $f$ (an exact-zero derivative) is not mistaken
 for a wrong derivative, and a smooth $f$ is held to ``FD_RTOL``. The step is relative to
-the distance from the value to the nearest boundary of its range
-(:func:`range_distance`), so $b_2 = 0.999$ is stepped by $10^{-7}$, never past 1.
+the distance from the value to the nearest boundary of its range, so $b_2 = 0.999$ is
+stepped by $10^{-7}$, never past 1. The differences, the step and the estimates are
+optref-core's (:class:`optref.core.conformance.CentralDifference`), shared with the
+packages' own hypergradient tests.
 
 Where optref holds a heuristic fixed (``stop_gradient`` on L-BFGS's first-step scaling,
 numerics rule 2), finite differences see the heuristic move and optref does not; the
@@ -34,7 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optref.core.conformance import Case
+from optref.core.conformance import (
+    MULTIPLES,
+    RELATIVE_STEP,
+    Case,
+    CentralDifference,
+    difference_step,
+)
 
 from ._cases import build, resolve_name
 from ._findings import Finding
@@ -42,7 +50,7 @@ from ._problems import PROBLEMS, descent_gradient
 from ._trajectory import extra_arguments, step_params
 from ._versions import applicable_deviation
 
-__all__ = ["check_differentiability", "derivatives", "range_distance"]
+__all__ = ["check_differentiability", "derivatives"]
 
 #: Agreement of reverse mode with forward mode, relative to the sum of the magnitudes of
 #: the terms of the directional derivative (what rounding scales with).
@@ -50,25 +58,8 @@ AD_RTOL = 1e-9
 #: Agreement of Optax's forward-mode derivative with optref's, on the same scale.
 CROSS_RTOL = 1e-8
 #: Agreement of forward mode with the extrapolated central difference, besides the
-#: truncation and rounding estimates.
+#: truncation and rounding estimates (:meth:`CentralDifference.tolerance`).
 FD_RTOL = 1e-6
-#: The difference step, as a fraction of the distance to the range boundary.
-RELATIVE_STEP = 1e-4
-#: The multiples of the step at which the loss is evaluated.
-_MULTIPLES = (1.0, -1.0, 2.0, -2.0)
-_EPS = float(jnp.finfo(jnp.float64).eps)
-
-
-def range_distance(value: float) -> float:
-    """How far a hyperparameter's value is from the nearest boundary of its range.
-
-    A value in $(0, 1)$ is a rate or a decay whose range ends at 0 and at 1
-    ($b_2 = 0.999$ is $10^{-3}$ from its boundary); any other non-zero value is a scale
-    whose sign must not change ($|x|$); 0 has no known boundary nearby (1).
-    """
-    if 0.0 < value < 1.0:
-        return min(value, 1.0 - value)
-    return abs(value) if value != 0.0 else 1.0
 
 
 def _loss_after(
@@ -130,7 +121,7 @@ def derivatives(
 
     def evaluate(x: Any, tangents: Any, hs: jax.Array) -> tuple[jax.Array, jax.Array]:
         forward = jax.vmap(lambda t: jax.jvp(f, (x,), (t,))[1])(tangents)
-        offsets = jnp.asarray(_MULTIPLES)[None, :] * hs[:, None]  # (direction, multiple)
+        offsets = jnp.asarray(MULTIPLES)[None, :] * hs[:, None]  # (direction, multiple)
 
         def at(t: Any, offsets: jax.Array) -> jax.Array:
             return jax.vmap(lambda a: f(_axpy(a, t, x)))(offsets)
@@ -154,11 +145,10 @@ def derivatives(
         elif gradient is not None:
             d["reverse"] = float(_vdot(gradient, v))
             d["terms"] = float(_abs_vdot(gradient, v))
-        f1, fm1, f2, fm2 = (float(y) for y in values[i])
-        d["central"] = (f1 - fm1) / (2 * h)
-        d["central_2h"] = (f2 - fm2) / (4 * h)
-        d["extrapolated"] = (4 * d["central"] - d["central_2h"]) / 3
-        d["max_abs_f"] = max(abs(f1), abs(fm1), abs(f2), abs(fm2))
+        difference = CentralDifference.from_values(h, values[i])
+        d["central"], d["central_2h"] = difference.central, difference.central_2h
+        d["extrapolated"] = difference.extrapolated
+        d["max_abs_f"] = difference.max_abs_f
         d["finite"] = bool(gradient_finite and np.isfinite(d["forward"]))
         results.append(d)
     return results
@@ -170,7 +160,8 @@ def disagreement(d: dict[str, Any]) -> str | None:
     Reverse and forward mode must agree to :data:`AD_RTOL` of the sum of the magnitudes
     of the terms; forward mode and the extrapolated central difference to
     :data:`FD_RTOL` of the derivative plus the truncation estimate $2|D(2h) - D(h)|$
-    plus the rounding estimate $16\\varepsilon\\max|f|/h$.
+    plus the rounding estimate $16\\varepsilon\\max|f|/h$
+    (:meth:`optref.core.conformance.CentralDifference.tolerance`).
     """
     if not d["finite"]:
         return "the gradient is not finite"
@@ -182,13 +173,9 @@ def disagreement(d: dict[str, Any]) -> str | None:
     if "extrapolated" in d:
         if not np.isfinite(d["extrapolated"]):
             return "the loss is not finite near the point"
-        truncation = abs(d["central_2h"] - d["central"])
-        rounding = _EPS * d["max_abs_f"] / d["step"]
-        tolerance = (
-            FD_RTOL * max(abs(forward), abs(d["extrapolated"])) + 2 * truncation + 16 * rounding
-        )
-        d["fd_tolerance"] = tolerance
-        if abs(forward - d["extrapolated"]) > tolerance:
+        difference = CentralDifference(d["step"], d["central"], d["central_2h"], d["max_abs_f"])
+        d["fd_tolerance"] = difference.tolerance(forward, FD_RTOL)
+        if not difference.agrees(forward, FD_RTOL):
             return "forward mode and central differences disagree"
     return None
 
@@ -225,7 +212,7 @@ def _directions(params: Any, hyper: dict[str, jax.Array]) -> tuple[list, list, l
     directions, steps, names = [(v_params, zero_hyper)], [RELATIVE_STEP * scale], ["params"]
     for name, value in hyper.items():
         directions.append((zero_params, {**zero_hyper, name: jnp.ones_like(value)}))
-        steps.append(RELATIVE_STEP * range_distance(float(value)))
+        steps.append(difference_step(float(value)))
         names.append(name)
     return directions, steps, names
 
