@@ -3,6 +3,8 @@ members applied one at a time, for every conformance case that fuses."""
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -144,3 +146,90 @@ def test_a_member_error_names_the_member_when_fused(fuse: bool) -> None:
     state = tx.init(params)
     with pytest.raises(oc.StateMismatchError, match="scale_by_adam"):
         tx.update(params, (state[1], state[1]), params)
+
+
+class _CountingScale(oc.LeafwiseTransformation):
+    """``g -> 2 g``, recording the shape of every leaf its leaf function is traced on."""
+
+    def init(self, params):
+        del params
+        return oc.EmptyState()
+
+    def leafwise(self, updates, state, params=None, **extra):
+        def leaf(g, p, moments, constants):
+            _TRACED.append(g.shape)
+            return 2 * g, ()
+
+        return oc.LeafwiseStep(leaf, lambda new: state)
+
+
+_TRACED: list[tuple[int, ...]] = []
+
+
+def test_a_traced_pass_traces_the_leaf_math_once_per_leaf_signature() -> None:
+    """Under jit, 60 leaves of 2 shapes trace the leaf function twice, not 60 times, and a
+    mask's Python bools are part of the signature; called eagerly, it runs on every leaf."""
+    params = {f"p{i}": jnp.ones((3,) if i % 2 else (2, 2)) for i in range(60)}
+    tx = oc.chain(_CountingScale(), oc.add_decayed_weights(0.1, mask={k: k < "p3" for k in params}))
+    _TRACED.clear()
+    jax.jit(tx.update)(params, tx.init(params), params)
+    assert sorted(_TRACED) == [(2, 2), (2, 2), (3,), (3,)]  # mask True and False per shape
+    _TRACED.clear()
+    tx.update(params, tx.init(params), params)
+    assert len(_TRACED) == 60
+
+
+def _leaf_by_leaf(tx, grads, state, params):
+    """The fused run of ``tx``'s members, its leaf functions called on each leaf in turn."""
+    steps = [m.leafwise(grads, s, params) for m, s in zip(tx.transformations, state, strict=True)]
+    g_leaves, treedef = jax.tree.flatten(grads)
+    p_leaves = treedef.flatten_up_to(params)
+    ins = [[treedef.flatten_up_to(t) for t in s.moments] for s in steps]
+    consts = [[treedef.flatten_up_to(t) for t in s.constants] for s in steps]
+    outs = [[[] for _ in s.moments] for s in steps]
+    updates = []
+    for i, g in enumerate(g_leaves):
+        for k, s in enumerate(steps):
+            g, new = s.leaf(
+                g, p_leaves[i], tuple(m[i] for m in ins[k]), tuple(c[i] for c in consts[k])
+            )
+            for collected, leaf in zip(outs[k], new, strict=True):
+                collected.append(leaf)
+        updates.append(g)
+    states = tuple(
+        s.finish(tuple(treedef.unflatten(leaves) for leaves in outs[k]))
+        for k, s in enumerate(steps)
+    )
+    return treedef.unflatten(updates), states
+
+
+def test_a_traced_pass_gives_the_bits_of_the_leaf_by_leaf_pass() -> None:
+    """adamw with a mask on float32, bfloat16 and float16 leaves of several shapes: the
+    jitted update equals, bit for bit, its members' leaf functions traced leaf by leaf."""
+    keys = jax.random.split(jax.random.key(1), 8)
+    dtypes = [jnp.float32, jnp.bfloat16, jnp.float16, jnp.float32]
+    shapes = [(3,), (2, 2), (3,), (5,)]
+    params = {
+        f"p{i}": jax.random.normal(k, shapes[i % 4], dtypes[i % 4]) for i, k in enumerate(keys)
+    }
+    grads = jax.tree.map(lambda p: (0.3 * p).astype(p.dtype), params)
+    tx = oc.adamw(1e-2, weight_decay=0.1, mask={k: k != "p1" for k in params})
+    state = tx.init(params)
+    fused, reference = jax.jit(tx.update), jax.jit(functools.partial(_leaf_by_leaf, tx))
+    for _ in range(2):
+        got = fused(grads, state, params)
+        assert _bits(got) == _bits(reference(grads, state, params))
+        state = got[1]
+
+
+def test_the_lowered_step_grows_by_a_call_per_leaf() -> None:
+    """adamw's lowered step on 400 leaves of one shape has at most 3 more StableHLO lines
+    for each leaf than on 200 leaves (each leaf's math, about 50 operations, is traced once
+    and called on every leaf)."""
+
+    def lines(count: int) -> int:
+        params = {f"p{i:03d}": jnp.ones(4) for i in range(count)}
+        tx = oc.adamw(1e-3)
+        return len(jax.jit(tx.update).lower(params, tx.init(params), params).as_text().splitlines())
+
+    assert lines(400) - lines(200) <= 3 * 200

@@ -12,6 +12,12 @@ leaf, so every leaf is visited once per fused run of members instead of once per
 and the traced program is shorter. The composition calls exactly the functions that the
 members' own ``update`` calls, in the same order, on the same values, so the fused and the
 unfused chain give the same bits.
+
+Under a transformation (``jax.jit``, ``jax.grad``, ``jax.vmap``) the pass is traced once per
+distinct leaf signature (shapes and dtypes of the leaf's arrays, and its non-array values),
+not once per leaf: a model of a thousand leaves of a few shapes traces the per-leaf math a
+few times and calls it a thousand times. XLA inlines the calls, so the compiled program is
+the one the leaf-by-leaf trace gives.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+import equinox as eqx
 import jax
 from jaxtyping import Array, PyTree
 
@@ -94,6 +101,29 @@ def _leaves_like(treedef: Any, tree: PyTree, updates: PyTree, name: str) -> list
         raise
 
 
+#: One tuple of leaves per step of a fused run.
+_PerStep = tuple[tuple[Any, ...], ...]
+
+
+def _leaf_pass(steps: Sequence[LeafwiseStep]) -> Callable[..., Any]:
+    """The steps' leaf functions composed on one leaf.
+
+    ``leaf_pass(g, p, moments, constants) -> (u, new_moments)``, where ``moments`` and
+    ``constants`` hold one tuple of leaves per step and ``new_moments`` one tuple per step.
+    """
+
+    def leaf_pass(
+        g: Array, p: Any, moments: _PerStep, constants: _PerStep
+    ) -> tuple[Array, _PerStep]:
+        new_moments = []
+        for step, step_moments, step_constants in zip(steps, moments, constants, strict=True):
+            g, outputs = step.leaf(g, p, step_moments, step_constants)
+            new_moments.append(tuple(outputs))
+        return g, tuple(new_moments)
+
+    return leaf_pass
+
+
 def apply_leafwise(
     steps: Sequence[LeafwiseStep], updates: PyTree, params: PyTree | None = None
 ) -> tuple[PyTree, tuple[PyTree, ...]]:
@@ -106,6 +136,15 @@ def apply_leafwise(
     that step $k-1$ returned, the params leaf and its own moment and constant leaves.
     Returns the final updates and, for each step, its next state (from its ``finish``).
     ``None`` leaves of ``updates`` (a filtered Equinox model) are skipped.
+
+    When the updates are traced (inside ``jax.jit``, ``jax.grad`` or ``jax.vmap``), the
+    composed leaf function is wrapped in :func:`equinox.filter_jit`, so it is traced once for
+    each distinct signature of its arguments (array shapes and dtypes; non-array values such
+    as a mask's Python bools are part of the signature) and called on every leaf. The trace
+    and the lowered program then grow with the number of leaves by one call each, not by
+    every operation of the leaf's math; XLA inlines the calls before it optimises, so the
+    compiled step and its numbers are those of the leaf-by-leaf trace. Called eagerly, the
+    leaf functions run leaf by leaf, without compiling anything.
     """
     g_leaves, treedef = jax.tree.flatten(updates)
     p_leaves = (
@@ -121,15 +160,17 @@ def apply_leafwise(
         [_leaves_like(treedef, tree, updates, "a constant tree") for tree in step.constants]
         for step in steps
     ]
+    leaf_pass = _leaf_pass(steps)
+    if any(isinstance(g, jax.core.Tracer) for g in g_leaves):
+        leaf_pass = eqx.filter_jit(leaf_pass)
     new_updates = []
     new_moments: list[list[list[Any]]] = [[[] for _ in step.moments] for step in steps]
     for index, g in enumerate(g_leaves):
-        p = p_leaves[index]
-        for k, step in enumerate(steps):
-            moments = tuple(leaves[index] for leaves in moment_leaves[k])
-            constants = tuple(leaves[index] for leaves in constant_leaves[k])
-            g, outputs = step.leaf(g, p, moments, constants)
-            for collected, output in zip(new_moments[k], outputs, strict=True):
+        moments = tuple(tuple(leaves[index] for leaves in step) for step in moment_leaves)
+        constants = tuple(tuple(leaves[index] for leaves in step) for step in constant_leaves)
+        g, outputs = leaf_pass(g, p_leaves[index], moments, constants)
+        for collected_step, step_outputs in zip(new_moments, outputs, strict=True):
+            for collected, output in zip(collected_step, step_outputs, strict=True):
                 collected.append(output)
         new_updates.append(g)
     states = tuple(
