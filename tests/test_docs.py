@@ -89,10 +89,21 @@ def test_every_public_name_has_a_docstring(package):
     assert not missing, f"optref.{package}: public names without a docstring: {missing}"
 
 
+def _conformance_names(package: str) -> list[str]:
+    """The public names of ``optref.<package>.conformance``, where the package has one: the
+    cases and the finite differences the runner and the tests share."""
+    try:
+        module = importlib.import_module(f"optref.{package}.conformance")
+    except ImportError:
+        return []
+    return [f"optref.{package}.conformance.{name}" for name in getattr(module, "__all__", [])]
+
+
 def test_api_directives_name_public_objects():
     """A directive for a name that is not public (a typo, a removed name) is an error."""
     public = {f"optref.{p}.{n}" for p in PACKAGES for n, _ in _public(p)}
     public |= {f"optref.{p}" for p in PACKAGES}
+    public |= {name for p in PACKAGES for name in _conformance_names(p)}
     stale = sorted(_directives() - public)
     assert not stale, f"docs/api/ documents names that are not public: {stale}"
 

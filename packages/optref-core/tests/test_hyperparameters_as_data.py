@@ -20,7 +20,14 @@ import numpy as np
 import pytest
 
 import optref.core as oc
-from optref.core.conformance import CASES, Case, build, build_argument, resolve_name
+from optref.core.conformance import (
+    CASES,
+    Case,
+    build,
+    build_argument,
+    central_difference,
+    resolve_name,
+)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -260,10 +267,13 @@ def test_tree_at_changes_a_hyperparameter_between_steps():
 
 # --- Gradients with respect to hyperparameters ----------------------------------------
 
-#: Relative step of the central differences, and the agreement asked of them beyond their
-#: rounding error: the truncation error (h^2 / 6) |f'''| is below 1e-8 |f'| here.
-FD_STEP = 1e-4
+#: The agreement asked of the extrapolated central difference beyond its truncation and
+#: rounding estimates (see ``optref.core.conformance.CentralDifference.tolerance``).
 FD_RTOL = 1e-6
+#: The most the differences' own error estimate may be, relative to the derivative: a check
+#: that could not tell a derivative from one 0.1% off is not a check. (A derivative far
+#: below max|f| / distance-to-range-end, as a tiny eps has, is under the rounding of f.)
+FD_RESOLUTION = 1e-3
 
 
 def _assert_central_difference(
@@ -271,15 +281,21 @@ def _assert_central_difference(
 ) -> None:
     """``gradient`` (df/dx at ``x``) is finite, not zero (a hyperparameter whose derivative
     is zero at the point, e.g. an inactive clamp, would make the comparison vacuous) and
-    equals ``(f(x+h) - f(x-h)) / 2h``, to ``FD_RTOL`` plus the differences' rounding error
-    ``4 eps |f(x)| / h``."""
+    equals the Richardson-extrapolated central difference of ``f`` at ``x``, whose step is
+    relative to the distance from ``x`` to the end of its range (``b2 = 0.999`` is stepped
+    by 1e-7), to ``FD_RTOL`` plus the differences' truncation and rounding estimates,
+    which must themselves be below ``FD_RESOLUTION`` of the derivative."""
     assert np.isfinite(gradient), (label, gradient)
     assert gradient != 0, (label, "the derivative is zero at this point")
-    h = FD_STEP * (abs(float(x)) or 1.0)  # relative: a small eps keeps its sign
-    central = float((f(x + h) - f(x - h)) / (2 * h))
-    rounding = 4 * np.finfo(np.float64).eps * abs(float(f(x))) / h
-    error = abs(float(gradient) - central)
-    assert error <= FD_RTOL * abs(central) + rounding, (label, float(gradient), central)
+    difference = central_difference(f, x)
+    resolution = difference.error_estimate / abs(float(gradient))
+    assert resolution <= FD_RESOLUTION, (label, "the differences cannot resolve it", resolution)
+    assert difference.agrees(float(gradient), FD_RTOL), (
+        label,
+        float(gradient),
+        difference.extrapolated,
+        difference.tolerance(float(gradient), FD_RTOL),
+    )
 
 
 def _leaf_of(case: Case, values: dict[str, jax.Array], name: str) -> str | None:

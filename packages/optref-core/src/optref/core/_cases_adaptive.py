@@ -95,21 +95,25 @@ ADAPTIVE_CASES: list[Case] = [
     # Transforms.
     _transform("scale_by_adamax", {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, ("b1", "b2")),
     _transform("scale_by_adan", {"b1": 0.98, "b2": 0.92, "b3": 0.99}, ("b1", "b2", "b3")),
-    # With the bias correction, nu_max is the first step's g**2 here: d/d(b2) = 0.
-    _transform("scale_by_amsgrad", {"b1": 0.9, "b2": 0.999}, ("b1",)),
+    # Only the elements whose running maximum of nu moved respond to b2: a derivative far
+    # below that of Adam's b2 (zero on some problems), resolved by a larger step.
+    _transform("scale_by_amsgrad", {"b1": 0.9, "b2": 0.999}, ("b1", "b2")),
     _transform(
         "scale_by_amsgrad",
         {"b2": 0.99, "bias_correction_mu": False, "bias_correction_nu": False},
-        ("b1",),
+        ("b1", "b2", "eps"),
         variant="paper",
     ),
     _transform("scale_by_belief", {"b1": 0.9, "b2": 0.999}, ("b1", "b2")),
-    _transform("scale_by_belief", {"nesterov": True, "b1": 0.8}, ("b1",), variant="nesterov"),
+    _transform("scale_by_belief", {"nesterov": True, "b1": 0.8}, ("b1", "b2"), variant="nesterov"),
     _transform("scale_by_lion", {"b1": 0.9, "b2": 0.99}),
     _transform(
-        "scale_by_lion", {"mode": "smooth", "smooth_beta": 3.0}, ("smooth_beta",), variant="smooth"
+        "scale_by_lion",
+        {"mode": "smooth", "smooth_beta": 3.0},
+        ("smooth_beta", "b1", "b2"),
+        variant="smooth",
     ),
-    _transform("scale_by_lion", {"mode": "refined", "b1": 0.5}, ("b1",), variant="refined"),
+    _transform("scale_by_lion", {"mode": "refined", "b1": 0.5}, ("b1", "b2"), variant="refined"),
     _transform(
         "scale_by_novograd",
         {"b1": 0.9, "b2": 0.25, "weight_decay": 0.01},
@@ -128,39 +132,62 @@ ADAPTIVE_CASES: list[Case] = [
         variant="nesterov",
         deviations=_RADAM,
     ),
-    _transform("scale_by_yogi", {"b1": 0.9, "b2": 0.999, "eps": 1e-3}, ("b1", "eps")),
+    _transform(
+        "scale_by_yogi",
+        {"b1": 0.9, "b2": 0.999, "eps": 1e-3},
+        ("b1", "b2", "eps", "initial_accumulator_value"),
+    ),
     _transform(
         "scale_by_yogi",
         {"initial_accumulator_value": 0.5, "eps_root": 1e-8},
-        ("initial_accumulator_value",),
+        ("initial_accumulator_value", "b1", "b2", "eps"),
         variant="accumulator",
     ),
     _transform("scale_by_trust_ratio", {"trust_coefficient": 0.5}, ("trust_coefficient",)),
     _transform(
-        "scale_by_trust_ratio", {"min_norm": 2.0, "eps": 1e-3}, ("eps",), variant="min_norm"
+        "scale_by_trust_ratio",
+        {"min_norm": 2.0, "eps": 1e-3},
+        ("eps", "trust_coefficient", "min_norm"),
+        variant="min_norm",
     ),
     _transform("scale_by_param_block_norm", {"min_scale": 1e-3}),
     _transform("scale_by_param_block_rms", {"min_scale": 1e-3}),
     _transform("scale_by_param_block_rms", {"min_scale": 0.6}, ("min_scale",), variant="clipped"),
     _transform("scale_by_sign", {}),
     # Optimizers.
-    _alias("adabelief", _LR),
-    _alias("adamax", _LR),
-    _alias("adamaxw", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
-    _alias("adan", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
-    _alias("amsgrad", _LR),
-    _alias("lamb", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias("adabelief", _LR, ("learning_rate", "b1", "b2")),
+    _alias("adamax", _LR, ("learning_rate", "b1", "b2")),
+    _alias(
+        "adamaxw",
+        {**_LR, "weight_decay": 0.05},
+        ("learning_rate", "weight_decay", "b1", "b2"),
+    ),
+    _alias(
+        "adan",
+        {**_LR, "weight_decay": 0.05},
+        ("learning_rate", "weight_decay", "b1", "b2", "b3", "eps_root"),
+    ),
+    _alias("amsgrad", _LR, ("learning_rate", "b1", "b2")),
+    _alias(
+        "lamb",
+        {**_LR, "weight_decay": 0.05},
+        ("learning_rate", "weight_decay", "b1", "b2", "eps"),
+    ),
     _alias(
         "lamb",
         {"learning_rate": _SCHEDULE, "mask": _QUADRATIC_WEIGHTS, "weight_decay": 0.05},
-        (),
+        ("weight_decay", "b1", "b2", "eps"),
         variant="schedule-mask",
         # Not the MLP: the trust ratio is 1 at its zero-initialised biases and tends to 0
         # next to them, a jump that no derivative check can pass.
         problems=("quadratic",),
     ),
     # trust_coefficient = 0.001 makes LARS's steps small: a larger rate for the checks.
-    _alias("lars", {"learning_rate": 1.0, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias(
+        "lars",
+        {"learning_rate": 1.0, "weight_decay": 0.05},
+        ("learning_rate", "weight_decay", "trust_coefficient", "momentum"),
+    ),
     _alias(
         "lars",
         {
@@ -170,26 +197,30 @@ ADAPTIVE_CASES: list[Case] = [
             "trust_ratio_mask": _MLP_WEIGHTS,
             "nesterov": True,
         },
-        ("learning_rate",),
+        ("learning_rate", "trust_coefficient", "momentum"),
         variant="masks-nesterov",
         problems=("mlp",),
     ),
-    _alias("lion", {"learning_rate": 0.001}),
-    _alias("novograd", {**_LR, "weight_decay": 0.05}, ("learning_rate", "weight_decay")),
+    _alias("lion", {"learning_rate": 0.001}, ("learning_rate", "weight_decay")),
+    _alias(
+        "novograd",
+        {**_LR, "weight_decay": 0.05},
+        ("learning_rate", "weight_decay", "b1", "b2", "eps"),
+    ),
     _alias(
         "optimistic_adam_v2",
         {**_LR, "alpha": 1.0, "beta": 0.5},
-        ("learning_rate", "alpha", "beta"),
+        ("learning_rate", "alpha", "beta", "b1", "b2"),
         deviations=(OPTIMISTIC_FIRST_STEP,),
     ),
     _alias(
         "optimistic_adam",
         {**_LR, "optimism": 0.005},
-        ("learning_rate", "optimism"),
+        ("learning_rate", "optimism", "b1", "b2"),
         deviations=(OPTIMISTIC_FIRST_STEP,),
     ),
-    _alias("radam", _LR, deviations=_RADAM),
-    _alias("yogi", _LR),
+    _alias("radam", _LR, ("learning_rate", "b1"), deviations=_RADAM),
+    _alias("yogi", _LR, ("learning_rate", "b1", "b2", "eps")),
     _alias("sign_sgd", _LR),
     _alias("signum", {**_LR, "beta": 0.9}, ("learning_rate",)),
 ]

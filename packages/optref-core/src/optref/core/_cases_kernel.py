@@ -74,7 +74,14 @@ KERNEL_CASES: list[Case] = [
         complex_params=True,
         hyperparameters=("weight_decay",),
     ),
-    Case("core.clip", "optref.core.clip", {"max_delta": 0.5}, "optax.clip", step_scale=_T),
+    Case(
+        "core.clip",
+        "optref.core.clip",
+        {"max_delta": 0.5},
+        "optax.clip",
+        step_scale=_T,
+        hyperparameters=("max_delta",),
+    ),
     Case(
         "core.clip_by_global_norm",
         "optref.core.clip_by_global_norm",
@@ -99,7 +106,7 @@ KERNEL_CASES: list[Case] = [
         {"eps_root": 1e-8},
         "optax.scale_by_adam",
         step_scale=_T,
-        hyperparameters=("b1", "b2", "eps"),
+        hyperparameters=("b1", "b2", "eps_root"),
     ),
     Case(
         "core.scale_by_adam-nesterov",
@@ -108,6 +115,7 @@ KERNEL_CASES: list[Case] = [
         "optax.scale_by_adam",
         step_scale=_T,
         complex_params=True,
+        hyperparameters=("b1", "b2"),
     ),
     Case(
         "core.scale_by_optimistic_gradient",
@@ -141,6 +149,7 @@ KERNEL_CASES: list[Case] = [
         {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
         "optax.sgd",
         complex_params=True,
+        hyperparameters=("learning_rate", "momentum"),
     ),
     Case(
         "core.adam",
@@ -148,14 +157,14 @@ KERNEL_CASES: list[Case] = [
         {"learning_rate": 0.01},
         "optax.adam",
         complex_params=True,
-        hyperparameters=("learning_rate", "b1"),
+        hyperparameters=("learning_rate", "b1", "b2"),
     ),
     Case(
         "core.adam-eps_root",
         "optref.core.adam",
         {"learning_rate": 0.01, "eps_root": 1e-8},
         "optax.adam",
-        hyperparameters=("learning_rate", "b1", "b2"),
+        hyperparameters=("learning_rate", "b1", "b2", "eps_root"),
     ),
     Case(
         "core.adam-schedule",
@@ -166,6 +175,7 @@ KERNEL_CASES: list[Case] = [
             )
         },
         "optax.adam",
+        hyperparameters=("b1", "b2", "eps"),
     ),
     Case(
         "core.adamw",
@@ -173,7 +183,7 @@ KERNEL_CASES: list[Case] = [
         {"learning_rate": 0.01, "weight_decay": 0.05},
         "optax.adamw",
         complex_params=True,
-        hyperparameters=("learning_rate", "weight_decay"),
+        hyperparameters=("learning_rate", "weight_decay", "b1", "b2"),
     ),
     Case(
         "core.nadam",
@@ -181,7 +191,7 @@ KERNEL_CASES: list[Case] = [
         {"learning_rate": 0.01},
         "optax.nadam",
         complex_params=True,
-        hyperparameters=("learning_rate",),
+        hyperparameters=("learning_rate", "b1", "b2"),
     ),
     Case(
         "core.nadamw",
@@ -189,6 +199,7 @@ KERNEL_CASES: list[Case] = [
         {"learning_rate": 0.01, "weight_decay": 0.05},
         "optax.nadamw",
         complex_params=True,
+        hyperparameters=("learning_rate", "weight_decay", "b1", "b2"),
     ),
     Case(
         "core.optimistic_gradient_descent",

@@ -74,7 +74,7 @@ MISC_CASES: list[Case] = [
         "optax.scale_by_rms",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("decay",),
+        hyperparameters=("decay", "eps"),
     ),
     Case(
         "core.scale_by_rms-bias_correction",
@@ -83,7 +83,7 @@ MISC_CASES: list[Case] = [
         "optax.scale_by_rms",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("initial_scale",),
+        hyperparameters=("initial_scale", "decay"),
     ),
     Case(
         "core.scale_by_stddev",
@@ -92,7 +92,7 @@ MISC_CASES: list[Case] = [
         "optax.scale_by_stddev",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("decay",),
+        hyperparameters=("decay", "eps"),
     ),
     Case(
         "core.scale_by_stddev-bias_correction",
@@ -101,7 +101,7 @@ MISC_CASES: list[Case] = [
         "optax.scale_by_stddev",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("decay",),
+        hyperparameters=("decay", "eps"),
     ),
     Case(
         "core.scale_by_stddev-eps_outside",
@@ -111,6 +111,7 @@ MISC_CASES: list[Case] = [
         step_scale=_T,
         complex_params=True,
         deviations=(STDDEV_NEGATIVE_VARIANCE,),
+        hyperparameters=("eps",),
     ),
     Case(
         "core.scale_by_sm3",
@@ -128,7 +129,7 @@ MISC_CASES: list[Case] = [
         "optax.scale_by_sm3",
         problems=_NO_SCALARS,
         step_scale=_T,
-        hyperparameters=("b1", "b2"),
+        hyperparameters=("b1", "b2", "eps"),
     ),
     Case(
         "core.scale_by_factored_rms",
@@ -153,6 +154,7 @@ MISC_CASES: list[Case] = [
         step_scale=_T,
         complex_params=True,
         deviations=(FACTORED_DECAY_FLOAT32,),
+        hyperparameters=("decay_rate",),
     ),
     Case(
         "core.scale_by_adadelta",
@@ -196,7 +198,7 @@ MISC_CASES: list[Case] = [
         {"learning_rate": 0.01},
         "optax.scale_by_rprop",
         step_scale=-1.0,
-        hyperparameters=("learning_rate", "eta_plus"),
+        hyperparameters=("learning_rate", "eta_plus", "eta_minus"),
         deviations=(RPROP_STALE_UPDATE,),
     ),
     Case(
@@ -232,7 +234,7 @@ MISC_CASES: list[Case] = [
         "optax.add_noise",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("eta",),
+        hyperparameters=("eta", "gamma"),
         wrapper_invariance=False,
     ),
     Case(
@@ -275,7 +277,7 @@ MISC_CASES: list[Case] = [
         "optax.normalize_by_update_norm",
         step_scale=_T,
         complex_params=True,
-        hyperparameters=("scale_factor",),
+        hyperparameters=("scale_factor", "eps"),
     ),
     # Aliases.
     Case(
@@ -283,14 +285,14 @@ MISC_CASES: list[Case] = [
         "optref.core.adadelta",
         {"learning_rate": 1.0},
         "optax.adadelta",
-        hyperparameters=("learning_rate", "rho"),
+        hyperparameters=("learning_rate", "rho", "eps"),
     ),
     Case(
         "core.adadelta-weight_decay",
         "optref.core.adadelta",
         {"learning_rate": 0.5, "rho": 0.8, "weight_decay": 0.01},
         "optax.adadelta",
-        hyperparameters=("learning_rate",),
+        hyperparameters=("learning_rate", "rho", "eps", "weight_decay"),
     ),
     Case(
         "core.adafactor",
@@ -298,7 +300,7 @@ MISC_CASES: list[Case] = [
         {"learning_rate": 0.05, "min_dim_size_to_factor": 2},
         "optax.adafactor",
         complex_params=True,
-        hyperparameters=("learning_rate",),
+        hyperparameters=("learning_rate", "decay_rate", "clipping_threshold"),
         deviations=(FACTORED_DECAY_FLOAT32,),
     ),
     Case(
@@ -314,6 +316,7 @@ MISC_CASES: list[Case] = [
         },
         "optax.adafactor",
         deviations=(FACTORED_DECAY_FLOAT32,),
+        hyperparameters=("learning_rate", "decay_rate", "momentum", "weight_decay_rate"),
     ),
     Case(
         "core.adagrad",
@@ -321,7 +324,7 @@ MISC_CASES: list[Case] = [
         {"learning_rate": 0.1},
         "optax.adagrad",
         complex_params=True,
-        hyperparameters=("learning_rate", "initial_accumulator_value"),
+        hyperparameters=("learning_rate", "initial_accumulator_value", "eps"),
     ),
     Case(
         "core.fromage",
@@ -337,7 +340,7 @@ MISC_CASES: list[Case] = [
         {"learning_rate": 0.01, "key": 0},
         "optax.noisy_sgd",
         complex_params=True,
-        hyperparameters=("learning_rate", "eta"),
+        hyperparameters=("learning_rate", "eta", "gamma"),
         wrapper_invariance=False,
     ),
     Case(
@@ -347,7 +350,7 @@ MISC_CASES: list[Case] = [
         "optax.polyak_sgd",
         complex_params=True,
         extra_args=("value",),
-        hyperparameters=("max_learning_rate",),
+        hyperparameters=("max_learning_rate", "scaling"),
     ),
     Case(
         "core.polyak_sgd-sps+",
@@ -356,7 +359,7 @@ MISC_CASES: list[Case] = [
         "optax.polyak_sgd",
         complex_params=True,
         extra_args=("value",),
-        hyperparameters=("scaling",),
+        hyperparameters=("scaling", "max_learning_rate"),
     ),
     Case(
         "core.rmsprop",
@@ -364,7 +367,7 @@ MISC_CASES: list[Case] = [
         {"learning_rate": 0.01},
         "optax.rmsprop",
         complex_params=True,
-        hyperparameters=("learning_rate", "decay"),
+        hyperparameters=("learning_rate", "decay", "eps"),
     ),
     Case(
         "core.rmsprop-centered",
@@ -379,14 +382,14 @@ MISC_CASES: list[Case] = [
         },
         "optax.rmsprop",
         complex_params=True,
-        hyperparameters=("learning_rate", "momentum"),
+        hyperparameters=("learning_rate", "momentum", "decay", "eps"),
     ),
     Case(
         "core.rprop",
         "optref.core.rprop",
         {"learning_rate": 0.01},
         "optax.rprop",
-        hyperparameters=("learning_rate",),
+        hyperparameters=("learning_rate", "eta_minus", "eta_plus"),
         deviations=(RPROP_STALE_UPDATE,),
     ),
     Case(

@@ -16,7 +16,11 @@ $1 - b_2^t$), so $f'''$ grows like $(1 - b_2)^{-2} f'$ and a step of $10^{-4} b_
 truncation error of order $(10^{-4} b_2 / (1 - b_2))^2 = 10^{-2}$ of the derivative; it may
 even step past 1. With $h = c\\,d(x)$ (:data:`RELATIVE_STEP` $c = 10^{-4}$, $d$ from
 :func:`range_distance`: $10^{-3}$ for $b_2 = 0.999$, so $h = 10^{-7}$) the relative
-truncation error is of order $c^2$ and the step stays inside the range.
+truncation error is of order $c^2$ and the step stays inside the range. Where the
+derivative is small against $\\max|f| / d(x)$ (AMSGrad's $b_2$, to which only the elements
+whose running maximum moved respond), rounding dominates at that step and a larger one is
+more accurate: :func:`central_difference` tries each of :data:`RELATIVE_STEPS` and keeps the
+one whose error estimate is smallest.
 
 **Richardson extrapolation.** With $D(h)$ and $D(2h)$ the $h^2$ term cancels in
 
@@ -45,17 +49,21 @@ import numpy as np
 __all__ = [
     "MULTIPLES",
     "RELATIVE_STEP",
+    "RELATIVE_STEPS",
     "CentralDifference",
     "central_difference",
     "difference_step",
     "range_distance",
 ]
 
-#: The step as a fraction of the distance to the end of the range (:func:`difference_step`).
 RELATIVE_STEP = 1e-4
-#: The multiples of the step at which $f$ is evaluated, in the order
-#: :meth:`CentralDifference.from_values` takes the values: $x + h, x - h, x + 2h, x - 2h$.
+"""The step as a fraction of the distance to the end of the range (:func:`difference_step`)."""
+RELATIVE_STEPS = (1e-2, 1e-3, 1e-4)
+"""The fractions of the distance to the end of the range that :func:`central_difference`
+tries, keeping the most accurate."""
 MULTIPLES = (1.0, -1.0, 2.0, -2.0)
+"""The multiples of the step at which $f$ is evaluated, in the order
+:meth:`CentralDifference.from_values` takes the values: $x + h, x - h, x + 2h, x - 2h$."""
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -125,16 +133,21 @@ class CentralDifference:
         """$\\varepsilon\\max|f| / h$: the rounding error of $D(h)$ per ulp of error in $f$."""
         return _EPS * self.max_abs_f / self.step
 
+    @property
+    def error_estimate(self) -> float:
+        """$2\\,|D(2h) - D(h)| + 16\\,\\varepsilon\\max|f|/h$: a generous bound on the
+        truncation error of :attr:`extrapolated` and the rounding error of values of $f$ that
+        are ten ulps off."""
+        return 2 * self.truncation_error + 16 * self.rounding_error
+
     def tolerance(self, derivative: float, rtol: float) -> float:
-        """How far ``derivative`` may be from :attr:`extrapolated`:
+        """How far ``derivative`` may be from :attr:`extrapolated`: the relative agreement
+        asked for plus :attr:`error_estimate`,
 
-        $$\\text{rtol}\\,\\max(|f'|, |D_R|) + 2\\,|D(2h) - D(h)| + 16\\,\\varepsilon\\max|f|/h,$$
-
-        the relative agreement asked for, a generous bound on the truncation error, and the
-        rounding error of values of $f$ that are ten ulps off.
+        $$\\text{rtol}\\,\\max(|f'|, |D_R|) + 2\\,|D(2h) - D(h)| + 16\\,\\varepsilon\\max|f|/h.$$
         """
         scale = max(abs(derivative), abs(self.extrapolated))
-        return rtol * scale + 2 * self.truncation_error + 16 * self.rounding_error
+        return rtol * scale + self.error_estimate
 
     def agrees(self, derivative: float, rtol: float) -> bool:
         """Whether ``derivative`` is within :meth:`tolerance` of :attr:`extrapolated`."""
@@ -142,13 +155,21 @@ class CentralDifference:
 
 
 def central_difference(
-    f: Callable[[Any], Any], x: Any, step: float | None = None
+    f: Callable[[Any], Any], x: Any, steps: Sequence[float] | None = None
 ) -> CentralDifference:
-    """The :class:`CentralDifference` of a scalar function ``f`` at a scalar ``x``.
+    """The most accurate :class:`CentralDifference` of a scalar function ``f`` at a scalar
+    ``x``: of those at each of ``steps``, the one with the smallest
+    :attr:`~CentralDifference.error_estimate`.
 
-    ``f`` is called at ``x + m * step`` for each multiple $m$ of :data:`MULTIPLES`
-    (``x`` keeps its type: an array stays an array of its dtype, so a jitted ``f`` does not
-    retrace); ``step`` defaults to :func:`difference_step` of ``x``.
+    ``f`` is called at ``x + m * h`` for each step $h$ and each multiple $m$ of
+    :data:`MULTIPLES` (``x`` keeps its type: an array stays an array of its dtype, so a
+    jitted ``f`` does not retrace). ``steps`` defaults to :func:`difference_step` of ``x``
+    with each fraction of :data:`RELATIVE_STEPS`. Choosing the step by its error estimate,
+    not by agreement with a derivative, keeps the choice independent of what is checked.
     """
-    h = difference_step(float(x)) if step is None else step
-    return CentralDifference.from_values(h, [f(x + m * h) for m in MULTIPLES])
+    if steps is None:
+        steps = [difference_step(float(x), c) for c in RELATIVE_STEPS]
+    differences = [
+        CentralDifference.from_values(h, [f(x + m * h) for m in MULTIPLES]) for h in steps
+    ]
+    return min(differences, key=lambda d: d.error_estimate)

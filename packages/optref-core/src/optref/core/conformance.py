@@ -16,6 +16,7 @@ from ._cases_wrappers import WRAPPER_CASES
 from ._finite_differences import (
     MULTIPLES,
     RELATIVE_STEP,
+    RELATIVE_STEPS,
     CentralDifference,
     central_difference,
     difference_step,
@@ -26,6 +27,7 @@ __all__ = [
     "CASES",
     "MULTIPLES",
     "RELATIVE_STEP",
+    "RELATIVE_STEPS",
     "Call",
     "Case",
     "CentralDifference",
