@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import check_state, params_like
-from ._numerics import abs_sq, compute_dtype
+from ._numerics import abs_sq, compute_dtype, safe_div
+from ._numerics import bias_correction as _bias_correction
 from ._rms import _ScaleBySecondMoment, rms_normalize
 from ._tree import tree_full_like, tree_map_unzip, tree_zeros_like
 from ._typecheck import typechecker
@@ -39,6 +40,39 @@ class ScaleByRStdDevWithCountState(eqx.Module):
     nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
+def _centred_variance(
+    g: Array, mu: Array, nu: Array, decay: Array, previous: Array, correction: Array
+) -> Array:
+    """The (bias-corrected) variance after a step, from the gradient and the moments
+    before it, without subtracting the moments after it.
+
+    With $a = 1 - \\rho$, $c_{t-1}$ and $c_t$ the bias corrections before and after the
+    step ($c = 1$ without correction) and $\\hat\\mu_{t-1} = \\mu_{t-1} / c_{t-1}$
+    ($0$ before the first step),
+
+    $$\\hat\\nu_t - |\\hat\\mu_t|^2 = \\frac{\\rho}{c_t}\\Big(
+    \\nu_{t-1} - \\operatorname{Re}\\big(\\bar\\mu_{t-1}\\hat\\mu_{t-1}\\big)
+    + \\frac{a\\,c_{t-1}}{c_t}\\,|g_t - \\hat\\mu_{t-1}|^2\\Big),$$
+
+    an identity of the moving averages (with $c_t = \\rho c_{t-1} + a$). The new
+    gradient enters through its distance from the previous mean, a square, so it adds no
+    cancellation; what is left is the previous step's variance, whose rounding is damped
+    by $\\rho\\,c_{t-1}/c_t < 1$. The direct $\\hat\\nu_t - |\\hat\\mu_t|^2$ cancels
+    to a rounding residue of order $\\epsilon_{\\mathrm{mach}}|g|^2$ where the variance is
+    zero (on the first bias-corrected step with $\\nu_0 = 0$ it is zero exactly, as it
+    is computed here), and the square root turns that residue into an error of order
+    $\\sqrt{\\epsilon_{\\mathrm{mach}}}\\,|g|$. Clamped at zero (rounding of the previous
+    variance can make it slightly negative).
+    """
+    mean = safe_div(mu, previous.astype(mu.dtype))
+    previous_variance = nu - jnp.real(jnp.conj(mu) * mean)
+    spread = abs_sq(g - mean)
+    variance = (
+        decay / correction * (previous_variance + (1 - decay) * previous / correction * spread)
+    )
+    return jnp.maximum(variance, 0)
+
+
 class ScaleByStddev(_ScaleBySecondMoment):
     """Divide by the root of ``E[|g|²] - |E[g]|²``, a moving estimate of the variance."""
 
@@ -55,24 +89,24 @@ class ScaleByStddev(_ScaleBySecondMoment):
         state_type = ScaleByRStdDevWithCountState if self.bias_correction else ScaleByRStdDevState
         check_state(self, updates, state, state_type, params)
         count, correction = self._count_and_correction(state)
+        # The previous step's bias correction 1 - rho^(t-1) (zero before the first step).
+        previous = None if count is None else _bias_correction(self.decay, state.count)
         decay, eps = self.decay, self.eps
 
         def step(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype, v.dtype))
             real = jnp.finfo(work).dtype
-            g_w = g.astype(work)
+            g_w, m_w, v_w = g.astype(work), m.astype(work), jnp.real(v.astype(work))
             d = decay.astype(real)
-            mu = (1 - d) * g_w + d * m.astype(work)
-            nu = (1 - d) * abs_sq(g_w) + d * jnp.real(v.astype(work))
+            mu = (1 - d) * g_w + d * m_w
+            nu = (1 - d) * abs_sq(g_w) + d * v_w
             if correction is not None:
-                mu_hat, nu_hat = mu / correction.astype(real), nu / correction.astype(real)
+                c_prev, c = previous.astype(real), correction.astype(real)
             else:
-                mu_hat, nu_hat = mu, nu
-            # E[|g|^2] - |E[g]|^2 is a variance, never negative; rounding can make the
-            # difference slightly negative when the gradients barely vary (then the root
-            # of it plus a small eps is NaN), so it is clamped at zero. Where the squares
-            # overflowed (inf - inf), the variance is taken as infinite: a zero step.
-            variance = jnp.where(jnp.isinf(nu_hat), nu_hat, jnp.maximum(nu_hat - abs_sq(mu_hat), 0))
+                c_prev = c = jnp.ones((), real)
+            variance = _centred_variance(g_w, m_w, v_w, d, c_prev, c)
+            # Where the squares overflowed, the variance is taken as infinite: a zero step.
+            variance = jnp.where(jnp.isinf(nu / c), jnp.inf, variance)
             scaled = rms_normalize(g_w, variance, eps.astype(real), self.eps_in_sqrt)
             return scaled.astype(g.dtype), mu.astype(m.dtype), nu.astype(v.dtype)
 
@@ -102,11 +136,22 @@ def scale_by_stddev(
     with $\\hat x_t = x_t / (1-\\rho^t)$ when ``bias_correction`` and $\\hat x_t = x_t$
     otherwise.
 
-    The variance is clamped at zero: the subtraction cancels when the gradients barely
-    vary, and its rounding error (of the order of $\\epsilon_{\\mathrm{mach}}|g|^2$) can
-    exceed ``eps`` and make it negative, where Optax takes the root of a negative number
-    (NaN). Elsewhere the result is Optax's. Computed in at least float32, stored in the
-    params' dtype.
+    The state is Optax's ($\\mu$, $\\nu$), but $\\sigma^2_t$ is not computed as the
+    difference of the new moments, which cancels when the gradients barely vary (to a
+    rounding residue of order $\\epsilon_{\\mathrm{mach}}|g|^2$, whose root is of order
+    $\\sqrt{\\epsilon_{\\mathrm{mach}}}|g|$; a negative residue makes Optax take the root
+    of a negative number, NaN). With $c_t$ the bias correction ($1$ without) and
+    $\\hat\\mu_{t-1} = \\mu_{t-1}/c_{t-1}$ ($0$ before the first step), the identity
+
+    $$\\sigma^2_t = \\frac{\\rho}{c_t}\\Big(\\nu_{t-1}
+    - \\operatorname{Re}\\big(\\bar\\mu_{t-1}\\hat\\mu_{t-1}\\big)
+    + \\frac{(1-\\rho)\\,c_{t-1}}{c_t}\\,|g_t - \\hat\\mu_{t-1}|^2\\Big)$$
+
+    forms it from the previous moments and a square of the new gradient's distance from
+    their mean: on the first bias-corrected step it is $\\rho s / (1 - \\rho)$ (zero for
+    the default $s = 0$) to rounding, not a residue; it is clamped at zero.
+    Elsewhere the result is Optax's to rounding. Computed in at least float32, stored in
+    the params' dtype.
 
     References: Graves, *Generating Sequences With Recurrent Neural Networks* (2013),
     eq. 38-40. Optax: ``optax.scale_by_stddev``.
