@@ -4,11 +4,12 @@ For each model (a tree of params) and optimizer, the step ``(params, state, grad
 (params, state)`` (the update, then ``apply_updates``) is compiled with the params and
 the state donated, and timed for both libraries in alternating rounds, so that a change
 in the machine's load hits both alike. Reported: compile time (trace, lowering and XLA
-compilation), step time (median and minimum over every timed step, after warm-up),
-XLA's peak memory for the compiled step, and for the one-leaf model the effective
-bandwidth (the bytes the step must read and write over the step time) against the
-machine's measured copy bandwidth. Ratios are Optax's time over optref's: above 1,
-optref is faster.
+compilation; the process's CPU time, which other work on a shared machine inflates less
+than the wall time, and the wall time), step time (median and minimum over every timed
+step, after warm-up), XLA's peak memory for the compiled step, and for the one-leaf model
+the effective bandwidth (the bytes the step must read and write over the step time)
+against the machine's measured copy bandwidth. Ratios are Optax's time over optref's:
+above 1, optref is faster.
 
     python docs/examples/bench.py            # the full suite; rewrites docs/benchmarks.md
     python docs/examples/bench.py --quick    # small models, a short smoke run, no files
@@ -220,7 +221,8 @@ def _step_function(optimizer: Any, line_search: bool) -> Callable[..., Any]:
 
 @dataclasses.dataclass
 class Timing:
-    compile_s: list[float] = dataclasses.field(default_factory=list)
+    compile_s: list[float] = dataclasses.field(default_factory=list)  # CPU time
+    compile_wall_s: list[float] = dataclasses.field(default_factory=list)
     steps_s: list[float] = dataclasses.field(default_factory=list)
     peak_bytes: int = 0
     traffic_bytes: int = 0
@@ -231,10 +233,12 @@ def _copy(tree: Any) -> Any:
     return jax.tree.map(jnp.copy, tree)
 
 
-def _compile(fn: Callable[..., Any], *args: Any, donate: bool) -> tuple[Any, float]:
-    start = time.perf_counter()
+def _compile(fn: Callable[..., Any], *args: Any, donate: bool) -> tuple[Any, float, float]:
+    """The compiled step, and the CPU time and wall time that tracing, lowering and XLA's
+    compilation took."""
+    cpu, wall = time.process_time(), time.perf_counter()
     compiled = jax.jit(fn, donate_argnums=(0, 1) if donate else ()).lower(*args).compile()
-    return compiled, time.perf_counter() - start
+    return compiled, time.process_time() - cpu, time.perf_counter() - wall
 
 
 def _kernels(compiled: Any) -> int:
@@ -282,8 +286,9 @@ def bench_pair(
                 # An L-BFGS state holds one array in two places (the last gradient is also
                 # a history entry), which cannot be donated twice: its step donates nothing.
                 step = _step_function(tx, line_search)
-                compiled, seconds = _compile(step, params, state, grads, donate=not line_search)
-                timings[name].compile_s.append(seconds)
+                compiled, cpu, wall = _compile(step, params, state, grads, donate=not line_search)
+                timings[name].compile_s.append(cpu)
+                timings[name].compile_wall_s.append(wall)
                 if repeat == 0:
                     timings[name].peak_bytes, timings[name].traffic_bytes = _memory(compiled)
                     timings[name].kernels = _kernels(compiled)
@@ -306,19 +311,30 @@ def bench_pair(
     return timings
 
 
-def bench_floor(model: Model, device: Any, *, rounds: int, steps: int) -> Timing:
-    """The step with no optimizer, ``params + grads`` (params donated): what any optimizer's
-    step costs at least on this model, the per-leaf overhead of the jitted call included."""
+def _floor_step(params: Any, moments: tuple[Any, ...], grads: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``(params + grads, (m + grads for each moment tree m))``: one addition per output."""
+    return optax.apply_updates(params, grads), tuple(
+        jax.tree.map(jnp.add, m, grads) for m in moments
+    )
+
+
+def bench_floor(model: Model, device: Any, *, moments: int, rounds: int, steps: int) -> Timing:
+    """A step with no optimizer that writes the new params and ``moments`` trees with the
+    params' structure, each output one addition of the gradient (params and moments
+    donated): what any optimizer whose state holds that many such trees costs at least on
+    this model, the per-leaf overhead of the jitted call and of its kernels included.
+    ``moments=0`` is ``apply_updates(params, grads)`` alone; ``moments=2`` has Adam's
+    buffers (``mu`` and ``nu``)."""
     with jax.default_device(device):
         params = jax.device_put(model.params(jax.random.key(0)), device)
         grads = jax.device_put(model.grads(jax.random.key(1), params), device)
-        start = time.perf_counter()
-        add = jax.jit(optax.apply_updates, donate_argnums=0).lower(params, grads).compile()
-        timing = Timing(compile_s=[time.perf_counter() - start], kernels=_kernels(add))
-        p = add(_copy(params), grads)
+        state = tuple(_copy(params) for _ in range(moments))
+        compiled, cpu, wall = _compile(_floor_step, params, state, grads, donate=True)
+        timing = Timing(compile_s=[cpu], compile_wall_s=[wall], kernels=_kernels(compiled))
+        p, s = compiled(_copy(params), state, grads)
         for _ in range(rounds * steps):
             start = time.perf_counter()
-            p = jax.block_until_ready(add(p, grads))
+            p, s = jax.block_until_ready(compiled(p, s, grads))
             timing.steps_s.append(time.perf_counter() - start)
     return timing
 
@@ -352,12 +368,12 @@ def table(results: list[tuple[Model, str, dict[str, Timing]]], bandwidth: float)
     optref unfused's compile and median step time."""
     unfused = any("optref unfused" in timing for *_, timing in results)
     head = (
-        "| model | optimizer | compile optref / Optax (s) | speed-up | "
+        "| model | optimizer | compile CPU optref / Optax (s) | speed-up | compile wall (s) | "
         "step median optref / Optax (ms) | speed-up | step min optref / Optax (ms) | "
         "speed-up | peak memory optref / Optax (MB) | kernels optref / Optax | "
         "effective bandwidth optref / Optax |"
         + (" optref unfused: compile (s), step median (ms) |" if unfused else "")
-        + "\n|---|---|---|---|---|---|---|---|---|---|---|"
+        + "\n|---|---|---|---|---|---|---|---|---|---|---|---|"
         + ("---|" if unfused else "")
         + "\n"
     )
@@ -377,7 +393,8 @@ def table(results: list[tuple[Model, str, dict[str, Timing]]], bandwidth: float)
             bw = ""
         rows.append(
             f"| {model.name} | {optimizer} | {compile_ours:.2f} / {compile_theirs:.2f} | "
-            f"{_ratio(compile_theirs, compile_ours)} | {_ms(median_ours)} / "
+            f"{_ratio(compile_theirs, compile_ours)} | {min(ours.compile_wall_s):.2f} / "
+            f"{min(theirs.compile_wall_s):.2f} | {_ms(median_ours)} / "
             f"{_ms(median_theirs)} | {_ratio(median_theirs, median_ours)} | "
             f"{_ms(min_ours)} / {_ms(min_theirs)} | {_ratio(min_theirs, min_ours)} | "
             f"{ours.peak_bytes / 1e6:.0f} / {theirs.peak_bytes / 1e6:.0f} | "
@@ -391,16 +408,18 @@ def table(results: list[tuple[Model, str, dict[str, Timing]]], bandwidth: float)
     return head + "\n".join(rows) + "\n"
 
 
-def floor_table(floors: list[tuple[Model, int, int, Timing]]) -> str:
-    """The Markdown table of the no-optimizer step on each model."""
+def floor_table(floors: list[tuple[Model, int, int, int, Timing]]) -> str:
+    """The Markdown table of the no-optimizer steps on each model."""
     rows = [
-        f"| {model.name} | {leaves} | {size / 1e6:.3g}M | {min(t.compile_s):.2f} | "
+        f"| {model.name} | {leaves} | {size / 1e6:.3g}M | {moments} | "
+        f"{min(t.compile_s):.2f} ({min(t.compile_wall_s):.2f}) | "
         f"{_ms(np.median(t.steps_s))} | {_ms(min(t.steps_s))} | {t.kernels} |"
-        for model, leaves, size, t in floors
+        for model, leaves, size, moments, t in floors
     ]
     return (
-        "| model | leaves | params | compile (s) | step median (ms) | step min (ms) | kernels |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| model | leaves | params | moment trees | compile CPU (wall) (s) | step median (ms) "
+        "| step min (ms) | kernels |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -484,10 +503,10 @@ def main() -> None:
         for model in models:
             shapes = jax.tree.leaves(jax.eval_shape(model.params, jax.random.key(0)))
             leaves, size = len(shapes), sum(x.size for x in shapes)
-            floors.append(
-                (model, leaves, size, bench_floor(model, device, rounds=rounds, steps=steps))
-            )
-            print(floor_table(floors[-1:]).splitlines()[-1], flush=True)
+            for moments in (0, 2):
+                floor = bench_floor(model, device, moments=moments, rounds=rounds, steps=steps)
+                floors.append((model, leaves, size, moments, floor))
+                print(floor_table(floors[-1:]).splitlines()[-1], flush=True)
             for optimizer in args.optimizers:
                 spec = OPTIMIZERS[optimizer]
                 if spec.max_leaves is not None and leaves > spec.max_leaves:
@@ -509,7 +528,8 @@ def main() -> None:
             f"Copy bandwidth (`x <- x + 1`, donated, {elements / 1e6:.0f}M float32, best of 50): "
             f"{bandwidth / 1e9:.1f} GB/s.\n\n"
             + table(results, bandwidth)
-            + "\nThe floor: the step with no optimizer, `apply_updates(params, grads)`, params "
+            + "\nThe floors: steps with no optimizer that write the params and 0 or 2 trees "
+            "like them (Adam's `mu` and `nu`), each output one addition of the gradient, all "
             "donated.\n\n" + floor_table(floors)
         )
     load_after = os.getloadavg()
@@ -524,7 +544,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{rounds} alternating rounds of {steps} steps per library after 3 warm-up steps"
         f"{own_rounds}; "
-        f"compile time the best of {compiles}. Load average (1, 5, 15 min) "
+        f"compile time (CPU and wall) the best of {compiles}. Load average (1, 5, 15 min) "
         f"{'/'.join(f'{x:.1f}' for x in load_before)} before, "
         f"{'/'.join(f'{x:.1f}' for x in load_after)} after.\n\n"
     )
