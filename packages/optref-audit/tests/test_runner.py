@@ -186,3 +186,50 @@ def test_injected_forms_keep_shape_setting_ints_static() -> None:
     )
     with jax.enable_x64(True):
         assert check_wrapper_invariance(case, libraries=("optref",), steps=3) == []
+
+
+def test_computations_run_together_equal_each_alone_and_one_failure_hides_no_other() -> None:
+    from optref.audit._together import call_together
+
+    def scaled_sum(x: jax.Array, a: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.tanh(a * x))
+
+    def rejects_vectors(x: jax.Array) -> jax.Array:
+        if x.ndim:
+            raise ValueError("a scalar was expected")
+        return x
+
+    x = jnp.linspace(-1.0, 1.0, 7, dtype=jnp.float32)
+    together = call_together([(scaled_sum, (x, jnp.float32(0.5))), (jnp.cumsum, (x,))])
+    alone = [jax.jit(scaled_sum)(x, jnp.float32(0.5)), jax.jit(jnp.cumsum)(x)]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    mixed = call_together([(rejects_vectors, (x,)), (jnp.cumsum, (x,))])
+    assert isinstance(mixed[0], ValueError) and "scalar" in str(mixed[0])
+    np.testing.assert_array_equal(np.asarray(mixed[1]), np.asarray(alone[1]))
+
+
+def test_side_by_side_runs_equal_runs_alone_and_a_failing_one_is_its_exception() -> None:
+    from optref.audit._trajectory import Run, run_trajectories, run_trajectory
+    from optref.core import adam, sgd
+
+    problem = PROBLEMS["quadratic"]
+    with jax.enable_x64(True):
+        params = problem.init(jnp.float64)
+        complex_params = problem.init(jnp.complex128)
+
+        class Broken:
+            def init(self, params):
+                return ()
+
+            def update(self, grads, state, params=None):
+                raise RuntimeError("broken update")
+
+        runs = [Run(adam(0.1), problem, params), Run(sgd(0.05), problem, complex_params, 0.5)]
+        both = run_trajectories([*runs, Run(Broken(), problem, params)], 4)
+        assert isinstance(both[2], RuntimeError)
+        for run, together in zip(runs, both, strict=False):
+            alone = run_trajectory(run.tx, run.problem, run.params, 4, step_scale=run.step_scale)
+            for a, b in zip(alone.updates, together.updates, strict=True):  # type: ignore[union-attr]
+                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+                    np.testing.assert_array_equal(x, y)

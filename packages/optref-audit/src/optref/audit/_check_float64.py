@@ -14,7 +14,7 @@ from ._first_step import check_first_step_derivative
 from ._metrics import leaf_relative_error, tree_relative_error
 from ._problems import PROBLEMS
 from ._reproducer import optax_reproducer
-from ._trajectory import Trajectory, flatten_state, run_forced, run_trajectory
+from ._trajectory import Run, Trajectory, flatten_state, run_forced, run_trajectories
 from ._versions import applicable_deviation
 
 __all__ = ["check_float64", "problem_variants"]
@@ -64,28 +64,38 @@ def check_float64(
     if case.optax is None:
         return []
     findings = []
-    for name, dtype in problem_variants(case):
-        problem = PROBLEMS[name]
-        params = problem.init(dtype)
-        ours = run_trajectory(
+    variants = problem_variants(case)
+    references = [
+        Run(
             build(case, "optref"),
-            problem,
-            params,
-            case.steps,
-            step_scale=case.step_scale,
-            extra_args=case.extra_args,
+            PROBLEMS[name],
+            PROBLEMS[name].init(dtype),
+            case.step_scale,
+            case.extra_args,
         )
-        try:
-            theirs = run_forced(build(case, "optax"), problem, ours, extra_args=case.extra_args)
-        except Exception as error:  # an Optax that cannot run these params (complex, ...)
+        for name, dtype in variants
+    ]
+    # Every variant's run in one program per step, then Optax on every variant's inputs.
+    ours_all: list[Trajectory] = []
+    for run in run_trajectories(references, case.steps):
+        if isinstance(run, Exception):
+            raise run
+        ours_all.append(run)
+    theirs_all = run_forced(
+        [(build(case, "optax"), ref, ours) for ref, ours in zip(references, ours_all, strict=True)]
+    )
+    first_steps = []
+    for (name, dtype), ours, theirs in zip(variants, ours_all, theirs_all, strict=True):
+        problem = PROBLEMS[name]
+        if isinstance(theirs, Exception):  # an Optax that cannot run these params (complex)
             findings.append(
                 Finding(
                     case=case.name,
                     check="float64",
                     severity="error",
                     library="optax",
-                    summary=f"Optax raised {type(error).__name__} on {name} ({dtype.name}): "
-                    f"{error}"[:500],
+                    summary=f"Optax raised {type(theirs).__name__} on {name} ({dtype.name}): "
+                    f"{theirs}"[:500],
                     backend=backend,
                     dtype=dtype.name,
                     problem=name,
@@ -98,10 +108,7 @@ def check_float64(
         first_agrees = difference is None or difference[0] > 0
         real = not jnp.issubdtype(dtype, jnp.complexfloating)
         if first_step_derivative and first_agrees and real:
-            derivative = check_first_step_derivative(
-                case, problem, ours.params[0], ours.grads[0], backend=backend
-            )
-            findings.extend([derivative] if derivative is not None else [])
+            first_steps.append((problem, ours.params[0], ours.grads[0]))
         if difference is None:
             continue
         step, where, error = difference
@@ -137,6 +144,8 @@ def check_float64(
                 link=deviation.link if deviation else "",
             )
         )
+    if first_steps:
+        findings.extend(check_first_step_derivative(case, first_steps, backend=backend))
     return findings
 
 

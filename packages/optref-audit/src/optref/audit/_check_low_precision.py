@@ -22,15 +22,23 @@ from ._cases import build
 from ._findings import Finding
 from ._metrics import units_of_epsilon
 from ._problems import PROBLEMS
+from ._together import call_together
 from ._trajectory import (
+    Run,
     Trajectory,
     extra_arguments,
     flatten_state,
-    jitted_update,
-    run_trajectory,
+    run_trajectories,
+    update_once,
 )
 
-__all__ = ["LOW_PRECISION_BOUND", "check_low_precision", "graft_state", "one_step_errors"]
+__all__ = [
+    "LOW_PRECISION_BOUND",
+    "check_low_precision",
+    "graft_state",
+    "one_step_errors",
+    "one_step_errors_together",
+]
 
 LOW_PRECISION_BOUND = 16.0
 """The one-step error, in epsilons of the dtype, above which optref fails its own check."""
@@ -73,21 +81,6 @@ def graft_state(template: Any, leaves_by_path: dict[str, np.ndarray]) -> Any:
     return treedef.unflatten(leaves)
 
 
-def _init(tx: Any, params: Any) -> Any:
-    return tx.init(params)
-
-
-def _float64_run(case: Case, library: str, problem: Any, steps: int) -> Trajectory:
-    return run_trajectory(
-        build(case, library),
-        problem,
-        problem.init(jnp.float64),
-        steps,
-        step_scale=case.step_scale,
-        extra_args=case.extra_args,
-    )
-
-
 def one_step_errors(
     case: Case,
     library: str,
@@ -105,36 +98,70 @@ def one_step_errors(
     by library, computed when missing; where the two libraries' state layouts differ,
     the oracle gets optref's own state, rounded the same way.
     """
+    pair = (library, jnp.dtype(dtype).name)
+    return one_step_errors_together(case, [pair], problem_name, steps, runs)[pair]
+
+
+def one_step_errors_together(
+    case: Case,
+    pairs: list[tuple[str, str]],
+    problem_name: str,
+    steps: tuple[int, ...],
+    runs: dict[str, Trajectory] | None = None,
+) -> dict[tuple[str, str], dict[int, float]]:
+    """:func:`one_step_errors` for every ``(library, dtype)`` of ``pairs``: the float64
+    runs in one compiled program, and at each step every pair's low-precision update and
+    its oracle update in another."""
     problem = PROBLEMS[problem_name]
     runs = {} if runs is None else runs
-    for name in {library, "optref"}:
-        if name not in runs:
-            runs[name] = _float64_run(case, name, problem, max(steps) + 1)
     params64 = problem.init(jnp.float64)
-    tx_low, tx_ref = build(case, library), build(case, "optref")
-    low_template = _init(tx_low, _cast(params64, dtype))
-    ref_template = _init(tx_ref, params64)
-    ref_low_template = _init(tx_ref, _cast(params64, dtype))
-    same_layout = flatten_state(low_template).keys() == flatten_state(ref_template).keys()
+    missing = sorted({library for library, _ in pairs} | {"optref"} - set(runs))
+    own = [
+        Run(build(case, name), problem, params64, case.step_scale, case.extra_args)
+        for name in missing
+    ]
+    for name, run in zip(missing, run_trajectories(own, max(steps) + 1), strict=True):
+        if isinstance(run, Exception):
+            raise run
+        runs[name] = run
+    tx_ref = build(case, "optref")
+    ref_template = tx_ref.init(params64)
     extra_names = tuple(a for a in case.extra_args if a != "value_fn")
-    errors = {}
+    setups = []
+    for library, dtype in pairs:
+        tx_low = build(case, library)
+        low_template = tx_low.init(_cast(params64, dtype))
+        ref_low_template = tx_ref.init(_cast(params64, dtype))
+        same_layout = flatten_state(low_template).keys() == flatten_state(ref_template).keys()
+        setups.append(
+            (library, jnp.dtype(dtype), tx_low, low_template, ref_low_template, same_layout)
+        )
+    errors: dict[tuple[str, str], dict[int, float]] = {pair: {} for pair in pairs}
     for step in steps:
-        grads, params = runs[library].grads[step], runs[library].params[step]
-        before = runs[library].states[step - 1] if step > 0 else low_template
-        g_low, p_low = _cast(grads, dtype), _cast(params, dtype)
-        s_low = graft_state(low_template, flatten_state(before))
-        extra_low = extra_arguments(extra_names, problem, p_low, g_low)
-        u_low = jitted_update(tx_low, g_low, s_low, p_low, extra_low, None)[0]
-        g_up, p_up = _cast(g_low, jnp.float64), _cast(p_low, jnp.float64)
-        if same_layout:
-            s_rounded = s_low
-        else:
-            ref_before = runs["optref"].states[step - 1] if step > 0 else ref_low_template
-            s_rounded = graft_state(ref_low_template, flatten_state(ref_before))
-        s_up = graft_state(ref_template, flatten_state(s_rounded))
-        extra_up = extra_arguments(extra_names, problem, p_up, g_up)
-        u_ref = jitted_update(tx_ref, g_up, s_up, p_up, extra_up, None)[0]
-        errors[step] = units_of_epsilon(u_low, u_ref, dtype)
+        calls = []
+        for library, dtype, tx_low, low_template, ref_low_template, same_layout in setups:
+            grads, params = runs[library].grads[step], runs[library].params[step]
+            before = runs[library].states[step - 1] if step > 0 else low_template
+            g_low, p_low = _cast(grads, dtype), _cast(params, dtype)
+            s_low = graft_state(low_template, flatten_state(before))
+            extra_low = extra_arguments(extra_names, problem, p_low, g_low)
+            g_up, p_up = _cast(g_low, jnp.float64), _cast(p_low, jnp.float64)
+            if same_layout:
+                s_rounded = s_low
+            else:
+                ref_before = runs["optref"].states[step - 1] if step > 0 else ref_low_template
+                s_rounded = graft_state(ref_low_template, flatten_state(ref_before))
+            s_up = graft_state(ref_template, flatten_state(s_rounded))
+            extra_up = extra_arguments(extra_names, problem, p_up, g_up)
+            calls.append((update_once, (tx_low, g_low, s_low, p_low, extra_low, None)))
+            calls.append((update_once, (tx_ref, g_up, s_up, p_up, extra_up, None)))
+        results = call_together(calls)
+        for k, (library, dtype, *_) in enumerate(setups):
+            low, ref = results[2 * k], results[2 * k + 1]
+            for result in (low, ref):
+                if isinstance(result, Exception):
+                    raise result
+            errors[(library, dtype.name)][step] = units_of_epsilon(low[0], ref[0], dtype)
     return errors
 
 
@@ -155,15 +182,11 @@ def check_low_precision(
         return []
     problem = problem or case.problems[0]
     findings = []
-    runs: dict[str, Trajectory] = {}  # the float64 runs, shared by every dtype
+    present = [lib for lib in libraries if lib == "optref" or case.optax is not None]
+    pairs = [(library, jnp.dtype(dtype).name) for dtype in dtypes for library in present]
+    errors = one_step_errors_together(case, pairs, problem, steps)
     for dtype in dtypes:
-        measured = {}
-        for library in libraries:
-            if library == "optax" and case.optax is None:
-                continue
-            measured[library] = one_step_errors(
-                case, library, jnp.dtype(dtype), problem, steps, runs
-            )
+        measured = {library: errors[(library, jnp.dtype(dtype).name)] for library in present}
         ours = max(measured["optref"].values())
         if ours > LOW_PRECISION_BOUND and case.deviation("low_precision") is None:
             findings.append(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +14,7 @@ from optref.core.conformance import Case
 from ._cases import build
 from ._findings import Finding
 from ._problems import PROBLEMS
+from ._together import call_together
 from ._trajectory import step_params
 
 __all__ = ["GRADIENT_KINDS", "check_robustness", "special_gradient"]
@@ -55,7 +55,6 @@ def _pick(leaf: Any, k: int, index: int) -> Any:
     return leaf[k, index] if isinstance(leaf, jax.Array | np.ndarray) else leaf
 
 
-@eqx.filter_jit
 def _runs(
     tx: Any, params: Any, grads: Any, step_scale: float, extra_args: tuple[str, ...], steps: int
 ) -> tuple[Any, Any]:
@@ -94,6 +93,8 @@ def check_robustness(
     problem = PROBLEMS[case.problems[0]]
     findings = []
     deviation = case.deviation("robustness")
+    # One program for every library and dtype; within each, the gradient kinds are a batch.
+    labels, calls = [], []
     for library in libraries:
         if library == "optax" and case.optax is None:
             continue
@@ -101,30 +102,34 @@ def check_robustness(
         for dtype in dtypes:
             params = problem.init(jnp.dtype(dtype))
             grads = [special_gradient(params, kind) for kind in GRADIENT_KINDS]
-            # One program per library and dtype: the gradient kinds are a batch.
             batched = jax.tree.map(lambda *leaves: jnp.stack(leaves), *grads)
-            updates, states = _runs(tx, params, batched, case.step_scale, case.extra_args, steps)
-            for k, kind in enumerate(GRADIENT_KINDS):
-                for index in range(steps):
-                    pick = functools.partial(_pick, k=k, index=index)
-                    if _finite(jax.tree.map(pick, updates)) and _finite(jax.tree.map(pick, states)):
-                        continue
-                    ours = library == "optref"
-                    if not (ours and deviation is not None):
-                        findings.append(
-                            Finding(
-                                case=case.name,
-                                check="robustness",
-                                severity="error" if ours else "warning",
-                                library=library,
-                                summary=f"{library}: non-finite update or state at step {index} "
-                                f"with {kind} {dtype} gradients",
-                                backend=backend,
-                                dtype=dtype,
-                                problem=problem.name,
-                                step=index,
-                                measured={"gradient": kind},
-                            )
+            labels.append((library, dtype))
+            calls.append((_runs, (tx, params, batched, case.step_scale, case.extra_args, steps)))
+    for (library, dtype), result in zip(labels, call_together(calls), strict=True):
+        if isinstance(result, Exception):
+            raise result
+        updates, states = jax.device_get(result)
+        for k, kind in enumerate(GRADIENT_KINDS):
+            for index in range(steps):
+                pick = functools.partial(_pick, k=k, index=index)
+                if _finite(jax.tree.map(pick, updates)) and _finite(jax.tree.map(pick, states)):
+                    continue
+                ours = library == "optref"
+                if not (ours and deviation is not None):
+                    findings.append(
+                        Finding(
+                            case=case.name,
+                            check="robustness",
+                            severity="error" if ours else "warning",
+                            library=library,
+                            summary=f"{library}: non-finite update or state at step {index} "
+                            f"with {kind} {dtype} gradients",
+                            backend=backend,
+                            dtype=dtype,
+                            problem=problem.name,
+                            step=index,
+                            measured={"gradient": kind},
                         )
-                    break
+                    )
+                break
     return findings

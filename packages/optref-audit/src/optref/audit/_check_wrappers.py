@@ -20,7 +20,7 @@ from optref.core.conformance import Case, build_argument
 from ._cases import build, resolve_name
 from ._findings import Finding
 from ._problems import PROBLEMS
-from ._trajectory import run_trajectory
+from ._trajectory import Run, run_trajectories
 
 __all__ = ["check_wrapper_invariance", "shape_setting_arguments", "wrapped_forms"]
 
@@ -87,65 +87,71 @@ def check_wrapper_invariance(
     problem = PROBLEMS[case.problems[-1]]
     params = problem.init(dtype)
     findings = []
+    # Every library's plain and wrapped forms side by side, one program per step.
+    labels: list[tuple[str, str]] = []
+    runs: list[Run] = []
     for library in libraries:
         if library == "optax" and case.optax is None:
             continue
-        plain = run_trajectory(
-            build(case, library),
-            problem,
-            params,
-            steps,
-            step_scale=case.step_scale,
-            extra_args=case.extra_args,
-        )
-        for form, make in wrapped_forms(case, library).items():
+        forms = {"plain": lambda library=library: build(case, library)}
+        forms.update(wrapped_forms(case, library))
+        for form, make in forms.items():
             try:
-                wrapped = run_trajectory(
-                    make(),
-                    problem,
-                    params,
-                    steps,
-                    step_scale=case.step_scale,
-                    extra_args=case.extra_args,
-                )
+                tx = make()
             except Exception as error:
+                findings.append(_raised(case, library, form, error, backend, dtype, problem))
+                continue
+            labels.append((library, form))
+            runs.append(Run(tx, problem, params, case.step_scale, case.extra_args))
+    trajectories = dict(zip(labels, run_trajectories(runs, steps), strict=True))
+    for (library, form), wrapped in trajectories.items():
+        plain = trajectories[(library, "plain")]
+        if isinstance(plain, Exception):
+            raise plain
+        if form == "plain":
+            continue
+        if isinstance(wrapped, Exception):
+            findings.append(_raised(case, library, form, wrapped, backend, dtype, problem))
+            continue
+        for step, (a, b) in enumerate(zip(plain.updates, wrapped.updates, strict=True)):
+            same = all(
+                np.array_equal(np.asarray(x), np.asarray(y))
+                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+            )
+            if not same:
+                diff = max(
+                    float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+                    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+                )
                 findings.append(
                     Finding(
                         case=case.name,
                         check="wrapper_invariance",
-                        severity="error" if library == "optref" else "info",
-                        library=library,
-                        summary=f"{library}: {form} raised {type(error).__name__}: {error}"[:300],
+                        severity="error" if library == "optref" else "warning",
+                        library=library,  # type: ignore[arg-type]
+                        summary=f"{library}: {form} changes the updates from step {step} "
+                        f"(max difference {diff:.3g})",
                         backend=backend,
                         dtype=jnp.dtype(dtype).name,
                         problem=problem.name,
+                        step=step,
+                        measured={"max_abs_difference": diff},
                     )
                 )
-                continue
-            for step, (a, b) in enumerate(zip(plain.updates, wrapped.updates, strict=True)):
-                same = all(
-                    np.array_equal(np.asarray(x), np.asarray(y))
-                    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-                )
-                if not same:
-                    diff = max(
-                        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
-                        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-                    )
-                    findings.append(
-                        Finding(
-                            case=case.name,
-                            check="wrapper_invariance",
-                            severity="error" if library == "optref" else "warning",
-                            library=library,
-                            summary=f"{library}: {form} changes the updates from step {step} "
-                            f"(max difference {diff:.3g})",
-                            backend=backend,
-                            dtype=jnp.dtype(dtype).name,
-                            problem=problem.name,
-                            step=step,
-                            measured={"max_abs_difference": diff},
-                        )
-                    )
-                    break
+                break
     return findings
+
+
+def _raised(
+    case: Case, library: str, form: str, error: Exception, backend: str, dtype: Any, problem: Any
+) -> Finding:
+    return Finding(
+        case=case.name,
+        check="wrapper_invariance",
+        severity="error" if library == "optref" else "info",
+        library=library,  # type: ignore[arg-type]
+        summary=f"{library}: {form} raised {type(error).__name__}: {error}"[:300],
+        backend=backend,
+        dtype=jnp.dtype(dtype).name,
+        problem=problem.name,
+    )

@@ -24,6 +24,7 @@ from ._cases import build
 from ._findings import Finding
 from ._problems import Problem
 from ._reproducer import optax_first_step_jvp_reproducer
+from ._together import call_together
 from ._versions import applicable_deviation
 
 __all__ = [
@@ -42,8 +43,7 @@ def first_update_jvp(
 ) -> Any:
     """$(u_0, \\frac{\\partial u_0}{\\partial g_0} v)$: forward mode through ``tx``'s first
     update (the ``grad`` extra argument, where the case passes it, moves with the
-    gradient)."""
-    params, grads = jax.tree.map(jnp.asarray, (params, grads))
+    gradient). Traceable: the check compiles several of these as one program."""
     state = tx.init(params)
 
     def first_update(g: Any) -> Any:
@@ -56,7 +56,7 @@ def first_update_jvp(
             extra["value_fn"] = problem.loss
         return tx.update(g, state, params, **extra)[0]
 
-    return jax.device_get(jax.jit(lambda g, v: jax.jvp(first_update, (g,), (v,)))(grads, direction))
+    return jax.jvp(first_update, (grads,), (direction,))
 
 
 def _rms(tree: Any) -> float:
@@ -81,15 +81,38 @@ def derivative_error(actual: Any, expected: Any, update: Any, grads: Any, direct
 
 
 def check_first_step_derivative(
-    case: Case, problem: Problem, params: Any, grads: Any, backend: str = "cpu"
+    case: Case, first_steps: list[tuple[Problem, Any, Any]], backend: str = "cpu"
+) -> list[Finding]:
+    """A finding for each ``(problem, params, grads)`` of ``first_steps`` where Optax's
+    $\\partial u_0/\\partial g_0\\,v$ differs from optref's (both libraries on every
+    problem in one compiled program)."""
+    calls, directions = [], []
+    for problem, params, grads in first_steps:
+        rng = np.random.default_rng(0)
+        params, grads = jax.tree.map(jnp.asarray, (params, grads))
+        direction = jax.tree.map(lambda g: jnp.asarray(rng.normal(size=g.shape), g.dtype), grads)
+        directions.append(direction)
+        for library in ("optref", "optax"):
+            tx = build(case, library)
+            calls.append(
+                (first_update_jvp, (tx, problem, params, grads, direction, case.extra_args))
+            )
+    results = call_together(calls)
+    findings = []
+    for k, (problem, _, grads) in enumerate(first_steps):
+        ours, theirs = results[2 * k], results[2 * k + 1]
+        for result in (ours, theirs):
+            if isinstance(result, Exception):
+                raise result
+        finding = _compare(case, problem, grads, directions[k], ours, theirs, backend)
+        findings.extend([finding] if finding is not None else [])
+    return findings
+
+
+def _compare(
+    case: Case, problem: Problem, grads: Any, direction: Any, ours: Any, theirs: Any, backend: str
 ) -> Finding | None:
-    """A finding where Optax's $\\partial u_0/\\partial g_0\\,v$ differs from optref's."""
-    rng = np.random.default_rng(0)
-    direction = jax.tree.map(lambda g: jnp.asarray(rng.normal(size=g.shape), g.dtype), grads)
-    (update, ours), (_, theirs) = (
-        first_update_jvp(build(case, lib), problem, params, grads, direction, case.extra_args)
-        for lib in ("optref", "optax")
-    )
+    (update, ours), (_, theirs) = jax.device_get((ours, theirs))
     error = derivative_error(theirs, ours, update, grads, direction)
     if error <= FIRST_STEP_JVP_RTOL:
         return None

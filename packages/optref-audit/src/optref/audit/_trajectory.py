@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
 
 from ._problems import PROBLEMS, Problem, descent_gradient
+from ._together import call_together
 
 __all__ = [
+    "Run",
     "Trajectory",
     "extra_arguments",
     "flatten_state",
-    "jitted_step",
-    "jitted_update",
     "run_forced",
+    "run_trajectories",
     "run_trajectory",
     "step_params",
+    "update_once",
 ]
 
 
@@ -62,6 +64,32 @@ def step_params(params: PyTree, updates: PyTree, step_scale: float) -> PyTree:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One trajectory to run: ``tx`` from ``params`` on ``problem``.
+
+    ``step_scale`` multiplies the updates before they are applied; ``extra_args`` names
+    the extra arguments of ``update`` the case asks for (``value``, ``grad``, ``value_fn``).
+    """
+
+    tx: Any
+    problem: Problem
+    params: PyTree
+    step_scale: float = 1.0
+    extra_args: tuple[str, ...] = ()
+
+
+def update_once(
+    tx: Any, grads: PyTree, state: PyTree, params: PyTree, extra: dict, value_fn: Any
+) -> tuple:
+    """``tx.update(grads, state, params, **extra)``, with ``value_fn`` among the extra
+    arguments where it is not ``None`` (a function is static: it cannot be in ``extra``,
+    which holds arrays)."""
+    if value_fn is not None:
+        extra = {**extra, "value_fn": value_fn}
+    return tx.update(grads, state, params, **extra)
+
+
 def _step(
     tx: Any,
     params: PyTree,
@@ -71,25 +99,64 @@ def _step(
     value_fn: Any,
     step_scale: float,
 ) -> tuple:
-    if value_fn is not None:
-        extra = {**extra, "value_fn": value_fn}
-    updates, state = tx.update(grads, state, params, **extra)
+    updates, state = update_once(tx, grads, state, params, extra, value_fn)
     return step_params(params, updates, step_scale), state, updates
 
 
-def _update(tx: Any, grads: PyTree, state: PyTree, params: PyTree, extra: dict, value_fn: Any):
-    if value_fn is not None:
-        extra = {**extra, "value_fn": value_fn}
-    return tx.update(grads, state, params, **extra)
+def _extra(run: Run, params: PyTree, grads: PyTree) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if "value" in run.extra_args:
+        extra["value"] = _compiled_value(run.problem.name)(params)
+    if "grad" in run.extra_args:
+        extra["grad"] = grads
+    return extra
 
 
-# Compiled once per module: the transformation is an argument, not a closed-over constant,
-# so its hyperparameters stay data, as in a user's jitted step (XLA cannot fold them into
-# the arithmetic), and every run of the same transformation on the same shapes reuses one
-# compilation (a case's checks run its transformations many times). ``init`` runs op by
-# op: its few operations are compiled once per shape for every case together.
-jitted_step = eqx.filter_jit(_step)
-jitted_update = eqx.filter_jit(_update)
+def run_trajectories(runs: Sequence[Run], steps: int) -> list[Trajectory | Exception]:
+    """Run every one of ``runs`` for ``steps`` steps, side by side.
+
+    At each step the updates of all runs are one compiled program
+    (:func:`~optref.audit._together.call_together`), the same program at every step; the
+    transformations are arguments of it, not closed-over constants, so their
+    hyperparameters stay data, as in a user's jitted step. The problems' gradients are
+    compiled once per problem and shared by every run. A run whose transformation raises
+    is that exception, and the others go on.
+    """
+    out: list[Trajectory | Exception] = [Trajectory([], [], [], []) for _ in runs]
+    params = [run.params for run in runs]
+    states: list[Any] = [None] * len(runs)
+    for i, run in enumerate(runs):
+        try:
+            states[i] = run.tx.init(run.params)
+        except Exception as error:
+            out[i] = error
+    for _ in range(steps):
+        live = [i for i, o in enumerate(out) if isinstance(o, Trajectory)]
+        grads = {i: _compiled_gradient(runs[i].problem.name)(params[i]) for i in live}
+        calls = []
+        for i in live:
+            run = runs[i]
+            value_fn = run.problem.loss if "value_fn" in run.extra_args else None
+            extra = _extra(run, params[i], grads[i])
+            calls.append(
+                (_step, (run.tx, params[i], states[i], grads[i], extra, value_fn, run.step_scale))
+            )
+        host_params = jax.device_get([params[i] for i in live])
+        host_grads = jax.device_get([grads[i] for i in live])
+        for i, result, p, g in zip(
+            live, call_together(calls), host_params, host_grads, strict=True
+        ):
+            if isinstance(result, Exception):
+                out[i] = result
+                continue
+            params[i], states[i], updates = result
+            trajectory = out[i]
+            assert isinstance(trajectory, Trajectory)
+            trajectory.params.append(p)
+            trajectory.grads.append(g)
+            trajectory.updates.append(jax.device_get(updates))
+            trajectory.states.append(jax.device_get(states[i]))
+    return out
 
 
 def run_trajectory(
@@ -101,29 +168,12 @@ def run_trajectory(
     step_scale: float = 1.0,
     extra_args: tuple[str, ...] = (),
 ) -> Trajectory:
-    """Run ``tx`` (an optref or an Optax transformation) for ``steps`` steps from ``params``.
-
-    The problem's gradient is compiled once per problem and shared by every run; the
-    transformation's step once per transformation and shapes.
-    """
-    value_fn = problem.loss if "value_fn" in extra_args else None
-    gradient = _compiled_gradient(problem.name)
-    value = _compiled_value(problem.name)
-    state = tx.init(params)
-    out = Trajectory([], [], [], [])
-    for _ in range(steps):
-        out.params.append(jax.device_get(params))
-        grads = gradient(params)
-        extra: dict[str, Any] = {}
-        if "value" in extra_args:
-            extra["value"] = value(params)
-        if "grad" in extra_args:
-            extra["grad"] = grads
-        params, state, updates = jitted_step(tx, params, state, grads, extra, value_fn, step_scale)
-        out.grads.append(jax.device_get(grads))
-        out.updates.append(jax.device_get(updates))
-        out.states.append(jax.device_get(state))
-    return out
+    """Run ``tx`` (an optref or an Optax transformation) for ``steps`` steps from ``params``:
+    :func:`run_trajectories` for one run, raising what the transformation raises."""
+    (result,) = run_trajectories([Run(tx, problem, params, step_scale, extra_args)], steps)
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 @functools.cache
@@ -136,30 +186,42 @@ def _compiled_value(name: str) -> Any:
     return jax.jit(PROBLEMS[name].loss)
 
 
-def run_forced(
-    tx: Any, problem: Problem, reference: Trajectory, *, extra_args: tuple[str, ...] = ()
-) -> Trajectory:
-    """Run ``tx`` on the params and gradients of ``reference`` instead of its own.
+def run_forced(forced: Sequence[tuple[Any, Run, Trajectory]]) -> list[Trajectory | Exception]:
+    """Run each ``tx`` of ``forced = [(tx, reference, trajectory), ...]`` on the params and
+    gradients of ``trajectory`` (a run of ``reference``) instead of its own, all in one
+    compiled program per step (the trajectories have the same length).
 
-    Each step gets the same inputs the reference run got, so the two libraries are
-    compared on identical inputs: rounding differences cannot feed back through the
-    params into the gradients and grow.
+    Each step gets the same inputs the reference run got, so the libraries are compared
+    on identical inputs: rounding differences cannot feed back through the params into
+    the gradients and grow. A transformation that raises is that exception.
     """
-    value_fn = problem.loss if "value_fn" in extra_args else None
-    value = _compiled_value(problem.name)
-    state = tx.init(reference.params[0])
-    out = Trajectory([], [], [], [])
-    for params, grads in zip(reference.params, reference.grads, strict=True):
-        extra: dict[str, Any] = {}
-        if "value" in extra_args:
-            extra["value"] = value(params)
-        if "grad" in extra_args:
-            extra["grad"] = grads
-        updates, state = jitted_update(tx, grads, state, params, extra, value_fn)
-        out.params.append(params)
-        out.grads.append(grads)
-        out.updates.append(jax.device_get(updates))
-        out.states.append(jax.device_get(state))
+    out: list[Trajectory | Exception] = [Trajectory([], [], [], []) for _ in forced]
+    states: list[Any] = [None] * len(forced)
+    for i, (tx, _, trajectory) in enumerate(forced):
+        try:
+            states[i] = tx.init(trajectory.params[0])
+        except Exception as error:
+            out[i] = error
+    for step in range(len(forced[0][2].params) if forced else 0):
+        live = [i for i, o in enumerate(out) if isinstance(o, Trajectory)]
+        calls = []
+        for i in live:
+            tx, reference, trajectory = forced[i]
+            params, grads = trajectory.params[step], trajectory.grads[step]
+            value_fn = reference.problem.loss if "value_fn" in reference.extra_args else None
+            extra = _extra(reference, params, grads)
+            calls.append((update_once, (tx, grads, states[i], params, extra, value_fn)))
+        for i, result in zip(live, call_together(calls), strict=True):
+            if isinstance(result, Exception):
+                out[i] = result
+                continue
+            updates, states[i] = result
+            run = out[i]
+            assert isinstance(run, Trajectory)
+            run.params.append(forced[i][2].params[step])
+            run.grads.append(forced[i][2].grads[step])
+            run.updates.append(jax.device_get(updates))
+            run.states.append(jax.device_get(states[i]))
     return out
 
 
