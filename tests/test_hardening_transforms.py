@@ -266,6 +266,7 @@ def _stddev_ulps(tx: Any, grads: Any, state: Any) -> float:
             if g.size == 0:
                 continue
             unit = FUSION_ULPS * float(jnp.finfo(jnp.promote_types(g.dtype, jnp.float32)).eps)
+            leaf_eps = float(jnp.finfo(g.dtype).eps)
             g, mu, nu = (np.asarray(x, np.float64) for x in (g, mu, nu))
             mean = mu / c_prev if c_prev > 0 else np.zeros_like(mu)
             spread = (1 - rho) * c_prev / c * np.abs(g - mean) ** 2
@@ -278,8 +279,7 @@ def _stddev_ulps(tx: Any, grads: Any, state: Any) -> float:
                 sigma = np.sqrt(variance)
                 root_shift = np.minimum(shift / np.maximum(2 * sigma, 1e-300), np.sqrt(shift))
                 relative = root_shift / (sigma + eps)
-            ulps = relative / float(jnp.finfo(jnp.dtype(g.dtype)).eps)
-            worst = max(worst, float(np.max(ulps)))
+            worst = max(worst, float(np.max(relative)) / leaf_eps)
     return worst
 
 
