@@ -7,6 +7,7 @@ hyperparameters injected. Updates must be bit-identical.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -93,7 +94,7 @@ def check_wrapper_invariance(
     for library in libraries:
         if library == "optax" and case.optax is None:
             continue
-        forms = {"plain": lambda library=library: build(case, library)}
+        forms: dict[str, Callable[[], Any]] = {"plain": functools.partial(build, case, library)}
         forms.update(wrapped_forms(case, library))
         for form, make in forms.items():
             try:
