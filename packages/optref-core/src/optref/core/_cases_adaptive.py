@@ -95,9 +95,10 @@ ADAPTIVE_CASES: list[Case] = [
     # Transforms.
     _transform("scale_by_adamax", {"b1": 0.9, "b2": 0.999, "eps": 1e-8}, ("b1", "b2")),
     _transform("scale_by_adan", {"b1": 0.98, "b2": 0.92, "b3": 0.99}, ("b1", "b2", "b3")),
-    # Only the elements whose running maximum of nu moved respond to b2: a derivative far
-    # below that of Adam's b2 (zero on some problems), resolved by a larger step.
-    _transform("scale_by_amsgrad", {"b1": 0.9, "b2": 0.999}, ("b1", "b2")),
+    # With the bias correction, nu_max is the first step's g**2 on the audit's quadratic:
+    # d/d(b2) = 0, which forward and reverse mode compute as different rounding residues
+    # (-4.6e-14 and -1.1e-13 at a loss of 57) of terms that cancel. So b2 is not listed.
+    _transform("scale_by_amsgrad", {"b1": 0.9, "b2": 0.999}, ("b1",)),
     _transform(
         "scale_by_amsgrad",
         {"b2": 0.99, "bias_correction_mu": False, "bias_correction_nu": False},
@@ -167,7 +168,7 @@ ADAPTIVE_CASES: list[Case] = [
         {**_LR, "weight_decay": 0.05},
         ("learning_rate", "weight_decay", "b1", "b2", "b3", "eps_root"),
     ),
-    _alias("amsgrad", _LR, ("learning_rate", "b1", "b2")),
+    _alias("amsgrad", _LR, ("learning_rate", "b1")),  # b2: as for scale_by_amsgrad
     _alias(
         "lamb",
         {**_LR, "weight_decay": 0.05},
