@@ -121,7 +121,7 @@ def _step(case: Any):
 
 def _bits(tree: Any) -> list[np.ndarray]:
     def bits(x: Any) -> np.ndarray:
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             x = jax.random.key_data(x)
         return np.ascontiguousarray(np.atleast_1d(np.asarray(x))).view(np.uint8)
 

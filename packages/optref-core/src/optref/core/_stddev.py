@@ -89,8 +89,10 @@ class ScaleByStddev(_ScaleBySecondMoment):
         state_type = ScaleByRStdDevWithCountState if self.bias_correction else ScaleByRStdDevState
         check_state(self, updates, state, state_type, params)
         count, correction = self._count_and_correction(state)
-        # The previous step's bias correction 1 - rho^(t-1) (zero before the first step).
-        previous = None if count is None else _bias_correction(self.decay, state.count)
+        # The bias corrections before (1 - rho^(t-1), zero before the first step) and after.
+        corrections = (
+            None if correction is None else (_bias_correction(self.decay, state.count), correction)
+        )
         decay, eps = self.decay, self.eps
 
         def step(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
@@ -100,8 +102,8 @@ class ScaleByStddev(_ScaleBySecondMoment):
             d = decay.astype(real)
             mu = (1 - d) * g_w + d * m_w
             nu = (1 - d) * abs_sq(g_w) + d * v_w
-            if correction is not None:
-                c_prev, c = previous.astype(real), correction.astype(real)
+            if corrections is not None:
+                c_prev, c = (x.astype(real) for x in corrections)
             else:
                 c_prev = c = jnp.ones((), real)
             variance = _centred_variance(g_w, m_w, v_w, d, c_prev, c)
