@@ -233,6 +233,33 @@ def test_stddev_uses_the_centred_second_moment_and_clamps_it_at_zero() -> None:
         assert bool(jnp.all(jnp.abs(u) <= jnp.abs(g) / 1e-8 * (1 + 1e-12)))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_stddev_variance_is_formed_without_cancelling(dtype) -> None:
+    # One gradient has zero variance, so the first bias-corrected step is g / eps. The
+    # difference of the new moments left a rounding residue of order eps_mach g^2, whose
+    # root, of order sqrt(eps_mach) g, moved that step by up to 3e-7 in float64 and 5e-3
+    # in float32 (10,000 gradients, docs/hardening.md); formed from the previous moments,
+    # the variance is zero and the step is g / eps to rounding.
+    g = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, 10000), dtype)
+    tx = oc.scale_by_stddev(decay=0.95, eps=0.1, eps_in_sqrt=False, bias_correction=True)
+    (u, u2), _ = _run(tx, jnp.zeros_like(g), [g, 2 * g])
+    exact = 10 * np.asarray(g, np.float64)
+    assert np.max(np.abs(np.asarray(u, np.float64) - exact) / exact) <= np.finfo(dtype).eps
+    # The second step from the moments in exact arithmetic: c1 = 0.05, c2 = 0.0975,
+    # mu2 = 0.95 * 0.05 g + 0.05 * 2g, nu2 = 0.95 * 0.05 g^2 + 0.05 * 4 g^2; the variance,
+    # 0.249 g^2, is a difference of terms of 4.8 g^2 (condition 19; the root halves it).
+    g64 = np.asarray(g, np.float64)
+    mu, nu = (0.95 * 0.05 + 0.1) * g64 / 0.0975, (0.95 * 0.05 + 0.2) * g64**2 / 0.0975
+    expected = 2 * g64 / (np.sqrt(nu - mu**2) + 0.1)
+    _close(u2, expected, rtol=64 * float(np.finfo(dtype).eps))
+    # With an initial second moment s, the first step's variance is decay * s / (1 - decay).
+    tx = oc.scale_by_stddev(
+        decay=0.9, eps=0.1, eps_in_sqrt=False, bias_correction=True, initial_scale=2.0
+    )
+    (u,), _ = _run(tx, jnp.zeros_like(g), [g])
+    _close(u, g64 / (np.sqrt(0.9 * 2.0 / 0.1) + 0.1), rtol=4 * float(np.finfo(dtype).eps))
+
+
 def test_sm3_keeps_per_axis_maxima_and_takes_their_minimum() -> None:
     tx = oc.scale_by_sm3(b1=0.0, b2=1.0, eps=0.0)
     p = jnp.zeros((2, 2))
