@@ -168,7 +168,8 @@ _TRACED: list[tuple[int, ...]] = []
 
 def test_a_traced_pass_traces_the_leaf_math_once_per_leaf_signature() -> None:
     """Under jit, 60 leaves of 2 shapes trace the leaf function twice, not 60 times, and a
-    mask's Python bools are part of the signature; called eagerly, it runs on every leaf."""
+    mask's Python bools are part of the signature; run eagerly, under an eager vmap too
+    (where a jitted function would be compiled at every step), it runs on every leaf."""
     params = {f"p{i}": jnp.ones((3,) if i % 2 else (2, 2)) for i in range(60)}
     tx = oc.chain(_CountingScale(), oc.add_decayed_weights(0.1, mask={k: k < "p3" for k in params}))
     _TRACED.clear()
@@ -176,6 +177,11 @@ def test_a_traced_pass_traces_the_leaf_math_once_per_leaf_signature() -> None:
     assert sorted(_TRACED) == [(2, 2), (2, 2), (3,), (3,)]  # mask True and False per shape
     _TRACED.clear()
     tx.update(params, tx.init(params), params)
+    assert len(_TRACED) == 60
+    _TRACED.clear()
+    jax.vmap(lambda g: tx.update(g, tx.init(params), params)[0])(
+        jax.tree.map(lambda p: jnp.stack([p, p]), params)
+    )
     assert len(_TRACED) == 60
 
 

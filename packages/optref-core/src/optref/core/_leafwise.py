@@ -13,7 +13,7 @@ and the traced program is shorter. The composition calls exactly the functions t
 members' own ``update`` calls, in the same order, on the same values, so the fused and the
 unfused chain give the same bits.
 
-Under a transformation (``jax.jit``, ``jax.grad``, ``jax.vmap``) the pass is traced once per
+Under ``jax.jit`` (alone or with other transformations) the pass is traced once per
 distinct leaf signature (shapes and dtypes of the leaf's arrays, and its non-array values),
 not once per leaf: a model of a thousand leaves of a few shapes traces the per-leaf math a
 few times and calls it a thousand times. XLA inlines the calls, so the compiled program is
@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._base import GradientTransformation
@@ -101,6 +102,13 @@ def _leaves_like(treedef: Any, tree: PyTree, updates: PyTree, name: str) -> list
         raise
 
 
+def _staging() -> bool:
+    """Whether a program is being staged (``jax.jit``), rather than run eagerly (possibly
+    under an eager ``grad`` or ``vmap``): only while staging does an operation on a constant
+    give a tracer."""
+    return isinstance(jnp.zeros(()) + 1, jax.core.Tracer)
+
+
 #: One tuple of leaves per step of a fused run.
 _PerStep = tuple[tuple[Any, ...], ...]
 
@@ -137,14 +145,16 @@ def apply_leafwise(
     Returns the final updates and, for each step, its next state (from its ``finish``).
     ``None`` leaves of ``updates`` (a filtered Equinox model) are skipped.
 
-    When the updates are traced (inside ``jax.jit``, ``jax.grad`` or ``jax.vmap``), the
-    composed leaf function is wrapped in :func:`equinox.filter_jit`, so it is traced once for
-    each distinct signature of its arguments (array shapes and dtypes; non-array values such
-    as a mask's Python bools are part of the signature) and called on every leaf. The trace
-    and the lowered program then grow with the number of leaves by one call each, not by
-    every operation of the leaf's math; XLA inlines the calls before it optimises, so the
-    compiled step and its numbers are those of the leaf-by-leaf trace. Called eagerly, the
-    leaf functions run leaf by leaf, without compiling anything.
+    While a program is being staged (inside ``jax.jit``, with or without ``grad`` or
+    ``vmap`` around or inside it), the composed leaf function is wrapped in
+    :func:`equinox.filter_jit`, so it is traced once for each distinct signature of its
+    arguments (array shapes and dtypes; non-array values such as a mask's Python bools are
+    part of the signature) and called on every leaf. The trace and the lowered program then
+    grow with the number of leaves by one call each, not by every operation of the leaf's
+    math; XLA inlines the calls before it optimises, so the compiled step and its numbers are
+    those of the leaf-by-leaf trace. Run eagerly (under an eager ``grad`` or ``vmap`` too,
+    where each call of a jitted function would compile it), the leaf functions run leaf by
+    leaf, without compiling anything.
     """
     g_leaves, treedef = jax.tree.flatten(updates)
     p_leaves = (
@@ -161,7 +171,7 @@ def apply_leafwise(
         for step in steps
     ]
     leaf_pass = _leaf_pass(steps)
-    if any(isinstance(g, jax.core.Tracer) for g in g_leaves):
+    if _staging():
         leaf_pass = eqx.filter_jit(leaf_pass)
     new_updates = []
     new_moments: list[list[list[Any]]] = [[[] for _ in step.moments] for step in steps]
