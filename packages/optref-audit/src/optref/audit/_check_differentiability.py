@@ -47,6 +47,7 @@ from optref.core.conformance import (
 from ._cases import build, resolve_name
 from ._findings import Finding
 from ._problems import PROBLEMS, descent_gradient
+from ._together import call_together
 from ._trajectory import extra_arguments, step_params
 from ._versions import applicable_deviation
 
@@ -101,21 +102,13 @@ def _abs_vdot(a: Any, b: Any) -> jax.Array:
     )
 
 
-def derivatives(
-    f: Callable[[Any], jax.Array],
-    x: Any,
-    directions: list[Any],
-    steps: list[float],
-) -> list[dict[str, Any]]:
-    """The directional derivatives of ``f`` at ``x`` along each of ``directions``.
-
-    One compiled program gives forward mode along every direction (``vmap`` over
-    tangents) and ``f`` at ``x ± h v`` and ``x ± 2h v`` (``vmap`` over points) with ``h``
-    the direction's entry of ``steps``; another the gradient. Each result has
-    ``forward``; ``reverse`` and ``terms`` (the sum of the magnitudes of the terms of
-    $\\langle\\nabla f, v\\rangle$) or ``reverse_error``; ``central``, ``central_2h``,
-    ``extrapolated`` and ``max_abs_f``; and ``finite``.
-    """
+def derivative_programs(
+    f: Callable[[Any], jax.Array], x: Any, directions: list[Any], steps: list[float]
+) -> list[tuple[Callable[..., Any], tuple]]:
+    """The two computations behind :func:`derivatives`, as ``(function, arguments)`` for
+    :func:`~optref.audit._together.call_together`: forward mode along every direction
+    (``vmap`` over tangents) with ``f`` at ``x ± h v`` and ``x ± 2h v`` (``vmap`` over
+    points, ``h`` the direction's entry of ``steps``); and the gradient."""
     tangents = jax.tree.map(lambda *leaves: jnp.stack(leaves), *directions)
     hs = jnp.asarray(steps)
 
@@ -128,12 +121,20 @@ def derivatives(
 
         return forward, jax.vmap(at)(tangents, offsets)
 
-    forward, values = jax.jit(evaluate)(x, tangents, hs)
-    gradient, reverse_error = None, ""
-    try:
-        gradient = jax.jit(jax.grad(f))(x)
-    except Exception as error:  # Optax's line searches: reverse mode through while_loop
-        reverse_error = f"{type(error).__name__}: {error}"[:300]
+    return [(evaluate, (x, tangents, hs)), (jax.grad(f), (x,))]
+
+
+def derivative_results(
+    directions: list[Any], steps: list[float], evaluated: Any, gradient: Any
+) -> list[dict[str, Any]]:
+    """The results of :func:`derivatives` from the outputs of its two programs
+    (``gradient`` the exception reverse mode raised, where it did)."""
+    if isinstance(evaluated, Exception):
+        raise evaluated
+    forward, values = jax.device_get(evaluated)
+    reverse_error = ""
+    if isinstance(gradient, Exception):  # Optax's line searches: reverse mode through while_loop
+        reverse_error, gradient = f"{type(gradient).__name__}: {gradient}"[:300], None
     gradient_finite = gradient is None or all(
         bool(np.all(np.isfinite(np.asarray(g)))) for g in jax.tree.leaves(gradient)
     )
@@ -152,6 +153,24 @@ def derivatives(
         d["finite"] = bool(gradient_finite and np.isfinite(d["forward"]))
         results.append(d)
     return results
+
+
+def derivatives(
+    f: Callable[[Any], jax.Array],
+    x: Any,
+    directions: list[Any],
+    steps: list[float],
+) -> list[dict[str, Any]]:
+    """The directional derivatives of ``f`` at ``x`` along each of ``directions``.
+
+    One compiled program gives forward mode along every direction and ``f`` at
+    ``x ± h v`` and ``x ± 2h v``, and the gradient (:func:`derivative_programs`). Each
+    result has ``forward``; ``reverse`` and ``terms`` (the sum of the magnitudes of the
+    terms of $\\langle\\nabla f, v\\rangle$) or ``reverse_error``; ``central``,
+    ``central_2h``, ``extrapolated`` and ``max_abs_f``; and ``finite``.
+    """
+    evaluated, gradient = call_together(derivative_programs(f, x, directions, steps))
+    return derivative_results(directions, steps, evaluated, gradient)
 
 
 def disagreement(d: dict[str, Any]) -> str | None:
@@ -259,12 +278,20 @@ def check_differentiability(
     params = PROBLEMS[problem].init(jnp.float64)
     forward: dict[str, list[dict]] = {}
     names: list[str] = []
+    # Both libraries' derivatives in one compiled program.
+    setups, calls = [], []
     for library in libraries:
         hyper = _hyperparameters(case, library)
         directions, hs, names = _directions(params, hyper)
         loss = _loss_after(case, library, problem, steps)
+        setups.append((library, directions, hs))
+        calls.extend(
+            derivative_programs(lambda z, loss=loss: loss(*z), (params, hyper), directions, hs)
+        )
+    outputs = call_together(calls)
+    for k, (library, directions, hs) in enumerate(setups):
         try:
-            results = derivatives(lambda z, loss=loss: loss(*z), (params, hyper), directions, hs)
+            results = derivative_results(directions, hs, *outputs[2 * k : 2 * k + 2])
         except Exception as error:
             text = f"{library}: differentiation raised {type(error).__name__}: {error}"[:500]
             report(library, "params", problem, text, {})
