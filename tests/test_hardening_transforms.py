@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optref.audit import build
+from optref.core import ScaleByRStdDevState, ScaleByRStdDevWithCountState, ScaleByStddev
 from optref.core.conformance import CASES
 
 STEPS = 3
@@ -227,6 +228,10 @@ MANY = settings(
 )
 
 
+def _is_stddev(x: Any) -> bool:
+    return isinstance(x, (ScaleByStddev, ScaleByRStdDevState, ScaleByRStdDevWithCountState))
+
+
 def _stddev_ulps(tx: Any, grads: Any, state: Any) -> float:
     """How far, in units of the last place, a step of the centred scaling
     (``scale_by_stddev``, and ``rmsprop(centered=True)`` whose first member it is, so
@@ -243,13 +248,10 @@ def _stddev_ulps(tx: Any, grads: Any, state: Any) -> float:
     with eps inside the root). So the bound is ``FUSION_ULPS`` times that condition
     number of the step, not ``FUSION_ULPS``.
     """
-    from optref.core import ScaleByRStdDevState, ScaleByRStdDevWithCountState, ScaleByStddev
-
-    def is_stddev(x: Any) -> bool:
-        return isinstance(x, (ScaleByStddev, ScaleByRStdDevState, ScaleByRStdDevWithCountState))
-
-    members = [x for x in jax.tree.leaves(tx, is_leaf=is_stddev) if is_stddev(x)]
-    states = [x for x in jax.tree.leaves(state, is_leaf=is_stddev) if is_stddev(x)]
+    members = [x for x in jax.tree.leaves(tx, is_leaf=_is_stddev) if _is_stddev(x)]
+    if not members:
+        return 0.0
+    states = [x for x in jax.tree.leaves(state, is_leaf=_is_stddev) if _is_stddev(x)]
     worst = 0.0
     for member, member_state in zip(members, states, strict=True):
         rho = float(member.decay)
@@ -280,6 +282,20 @@ def _stddev_ulps(tx: Any, grads: Any, state: Any) -> float:
                 root_shift = np.minimum(shift / np.maximum(2 * sigma, 1e-300), np.sqrt(shift))
                 relative = root_shift / (sigma + eps)
             worst = max(worst, float(np.max(relative)) / leaf_eps)
+    return worst
+
+
+def _run_stddev_ulps(step: Any, tx: Any, params: Any) -> float:
+    """The largest :func:`_stddev_ulps` over the steps of a run. It bounds the rounding
+    of each step as amplified by that step, not by the steps after it (for the drawn
+    trees, three steps of ``scale_by_stddev-eps_outside`` under ``lax.scan`` and in a
+    loop differ by 17 units, its per-step bound being several hundred)."""
+    if not any(_is_stddev(x) for x in jax.tree.leaves(tx, is_leaf=_is_stddev)):
+        return 0.0
+    state, worst = tx.init(params), 0.0
+    for _ in range(STEPS):
+        worst = max(worst, _stddev_ulps(tx, jax.grad(_loss)(params), state))
+        params, state, _ = step(tx, params, state)
     return worst
 
 
@@ -321,7 +337,8 @@ def _vmap_scan(case: Any, spec: Any, seed: int) -> None:
     for i, member in enumerate(members):
         end, _ = _run(step, tx, member)
         member_end = jax.tree.map(lambda x: x[i], (stacked, states))
-        assert _ulps(member_end, end, units[0]) <= FUSION_ULPS
+        bound = FUSION_ULPS + _run_stddev_ulps(step, tx, member)
+        assert _ulps(member_end, end, units[0]) <= bound
 
     params = members[0]
 
@@ -336,10 +353,11 @@ def _vmap_scan(case: Any, spec: Any, seed: int) -> None:
 
     scan_end, scan_updates = scanned(tx, params)
     loop_end, loop_updates = _run(step, tx, params)
-    assert _ulps(scan_end, loop_end, units[0]) <= FUSION_ULPS
+    bound = FUSION_ULPS + _run_stddev_ulps(step, tx, params)
+    assert _ulps(scan_end, loop_end, units[0]) <= bound
     stacked_loop = jax.tree.map(lambda *xs: jnp.stack(xs), *loop_updates)
     step_units = jax.tree.map(lambda *us: max(us), *units[1])
-    assert _ulps(scan_updates, stacked_loop, step_units) <= FUSION_ULPS
+    assert _ulps(scan_updates, stacked_loop, step_units) <= bound
 
 
 # The default session: Adam, and noisy SGD for determinism with random draws.
