@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.core import Tracer
 from jaxtyping import Array, PyTree
 
 from ._base import GradientTransformation
@@ -106,7 +107,7 @@ def _staging() -> bool:
     """Whether a program is being staged (``jax.jit``), rather than run eagerly (possibly
     under an eager ``grad`` or ``vmap``): only while staging does an operation on a constant
     give a tracer."""
-    return isinstance(jnp.zeros(()) + 1, jax.core.Tracer)
+    return isinstance(jnp.zeros(()) + 1, Tracer)
 
 
 #: One tuple of leaves per step of a fused run.
