@@ -158,18 +158,12 @@ def _counted(fn: Callable) -> tuple[Callable, list[int]]:
 #: and its vector and scalar code for pow round differently; with
 #: ``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2`` some of them vanish (adamw, rmsprop).
 SWEEP_ULPS = 16
-#: Cases whose first step takes the square root of a quantity that is zero in exact
-#: arithmetic (the variance of one gradient, E[g^2] - E[g]^2, with eps outside the root):
-#: a rounding residue of k ulps of g^2 becomes sqrt(k eps) |g| in the denominator, so
-#: the members differ by O(sqrt(eps)) rather than O(eps) (measured: 1.0e-6 relative).
-SQRT_OF_ZERO_CASES = {"core.scale_by_stddev-eps_outside"}
-SQRT_OF_ZERO_RTOL = 1e-5
 
 
-def _assert_same_run(batched: Any, separate: Any, label: str, sqrt_of_zero: bool = False):
+def _assert_same_run(batched: Any, separate: Any, label: str):
     """A vmapped member's (loss, params) equal its separate run's, to ``SWEEP_ULPS`` ulps
-    of the leaf's largest magnitude (``SQRT_OF_ZERO_RTOL`` of it for ``sqrt_of_zero``)."""
-    relative = SQRT_OF_ZERO_RTOL if sqrt_of_zero else SWEEP_ULPS * np.finfo(np.float64).eps
+    of the leaf's largest magnitude."""
+    relative = SWEEP_ULPS * np.finfo(np.float64).eps
     for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(separate), strict=True):
         a, b = np.asarray(a), np.asarray(b)
         bound = relative * max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
@@ -240,7 +234,7 @@ def test_training_step_compiles_once_and_sweep_matches_separate_runs(case):
     batched = eqx.filter_jit(eqx.filter_vmap(train))(batch, stacked_params)
     for i, run in enumerate(separate):
         member = jax.tree.map(lambda x: x[i], batched)
-        _assert_same_run(member, run, f"{case.name}[{i}]", case.name in SQRT_OF_ZERO_CASES)
+        _assert_same_run(member, run, f"{case.name}[{i}]")
 
 
 def test_tree_at_changes_a_hyperparameter_between_steps():
