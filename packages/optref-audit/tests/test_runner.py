@@ -204,9 +204,15 @@ def test_computations_run_together_equal_each_alone_and_one_failure_hides_no_oth
     alone = [jax.jit(scaled_sum)(x, jnp.float32(0.5)), jax.jit(jnp.cumsum)(x)]
     for a, b in zip(together, alone, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    mixed = call_together([(rejects_vectors, (x,)), (jnp.cumsum, (x,))])
-    assert isinstance(mixed[0], ValueError) and "scalar" in str(mixed[0])
-    np.testing.assert_array_equal(np.asarray(mixed[1]), np.asarray(alone[1]))
+    mixed = call_together(
+        [(jnp.cumsum, (x,)), (rejects_vectors, (x,)), (scaled_sum, (x, jnp.float32(0.5)))]
+    )
+    assert isinstance(mixed[1], ValueError) and "scalar" in str(mixed[1])
+    np.testing.assert_array_equal(np.asarray(mixed[0]), np.asarray(alone[1]))
+    np.testing.assert_array_equal(np.asarray(mixed[2]), np.asarray(alone[0]))
+    # Compiled without XLA's optimisations: the same mathematics, rounded differently.
+    fast = call_together([(scaled_sum, (x, jnp.float32(0.5)))], fast_compile=True)
+    np.testing.assert_allclose(np.asarray(fast[0]), np.asarray(alone[0]), rtol=1e-6)
 
 
 def test_side_by_side_runs_equal_runs_alone_and_a_failing_one_is_its_exception() -> None:

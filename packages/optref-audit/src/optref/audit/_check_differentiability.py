@@ -70,13 +70,23 @@ def _loss_after(
 
     def loss(params: Any, hyper: dict[str, jax.Array]) -> jax.Array:
         tx = build(case, library, **hyper)
-        state = tx.init(params)
-        for _ in range(steps):
+
+        def step(carry: tuple[Any, Any], _: None) -> tuple[tuple[Any, Any], None]:
+            params, state = carry
             grads = descent_gradient(problem.loss, params)
             extra = extra_arguments(case.extra_args, problem, params, grads)
             updates, state = tx.update(grads, state, params, **extra)
-            params = step_params(params, updates, case.step_scale)
-        return problem.loss(params)
+            return (step_params(params, updates, case.step_scale), state), None
+
+        carry = (params, tx.init(params))
+        try:
+            # One traced step for all K (a line search's loop is compiled once, not K
+            # times), where the state keeps its types across a step.
+            carry, _ = jax.lax.scan(step, carry, length=steps)
+        except TypeError:
+            for _ in range(steps):
+                carry, _ = step(carry, None)
+        return problem.loss(carry[0])
 
     return loss
 
@@ -169,7 +179,9 @@ def derivatives(
     terms of $\\langle\\nabla f, v\\rangle$) or ``reverse_error``; ``central``,
     ``central_2h``, ``extrapolated`` and ``max_abs_f``; and ``finite``.
     """
-    evaluated, gradient = call_together(derivative_programs(f, x, directions, steps))
+    evaluated, gradient = call_together(
+        derivative_programs(f, x, directions, steps), fast_compile=True
+    )
     return derivative_results(directions, steps, evaluated, gradient)
 
 
@@ -288,7 +300,7 @@ def check_differentiability(
         calls.extend(
             derivative_programs(lambda z, loss=loss: loss(*z), (params, hyper), directions, hs)
         )
-    outputs = call_together(calls)
+    outputs = call_together(calls, fast_compile=True)
     for k, (library, directions, hs) in enumerate(setups):
         try:
             results = derivative_results(directions, hs, *outputs[2 * k : 2 * k + 2])

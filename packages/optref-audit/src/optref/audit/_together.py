@@ -9,6 +9,13 @@ again for each later step with new values.
 
 The computations have no data dependencies between them, so each is the same arithmetic
 as when compiled alone; the conformance tests compare results of both ways.
+
+A check whose tolerances are set by the mathematics rather than by the rounding of the
+compiled program (derivatives against finite differences, finite or not) can ask for
+:data:`FAST_COMPILE`: XLA's backend optimisations off, which roughly halves compilation
+on the CPU and changes results by rounding only. The checks that measure rounding (low
+precision, bit-identical wrapper forms, float64 agreement of line searches whose branch
+decisions rounding can flip) compile as users do.
 """
 
 from __future__ import annotations
@@ -18,34 +25,65 @@ from typing import Any
 
 import equinox as eqx
 
-__all__ = ["call_together"]
+__all__ = ["FAST_COMPILE", "call_together"]
+
+#: XLA options for the fastest compilation: no backend optimisation passes, no
+#: expensive LLVM passes, no fusion emitters (on the CPU; other backends ignore them).
+FAST_COMPILE: dict[str, Any] = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 
 
-@eqx.filter_jit
-def _program(calls: tuple[tuple[Callable[..., Any], tuple], ...]) -> tuple:
+def _calls_in_order(calls: tuple[tuple[Callable[..., Any], tuple], ...]) -> tuple:
     # The functions (and any non-array argument: an Optax transformation's closures, a
     # problem's name, a step scale) are static; the arrays are the program's inputs. The
     # same functions with arrays of the same shapes reuse the compiled program.
     return tuple(fn(*args) for fn, args in calls)
 
 
-def call_together(calls: Sequence[tuple[Callable[..., Any], tuple]]) -> list[Any]:
-    """``[fn(*args) for fn, args in calls]``, compiled as one program.
+_PROGRAMS = {
+    False: eqx.filter_jit(_calls_in_order),
+    True: eqx.filter_jit(_calls_in_order, compiler_options=FAST_COMPILE),
+}
+
+
+def call_together(
+    calls: Sequence[tuple[Callable[..., Any], tuple]], *, fast_compile: bool = False
+) -> list[Any]:
+    """``[fn(*args) for fn, args in calls]``, compiled as one program (with
+    :data:`FAST_COMPILE` where ``fast_compile``).
 
     Where tracing or running the whole raises (an Optax transformation that rejects the
-    params, say), each call runs on its own and an entry is either its result or the
-    exception it raised, so one failing computation does not hide the others.
+    params, say), each call is traced on its own (``eqx.filter_eval_shape``: nothing is
+    compiled) to find the ones that raise; their entries are the exceptions, and the
+    others are again compiled together as one program, so one failing computation
+    neither hides the others nor costs a compilation for each. Where every call traces
+    and the program still fails to run, each runs on its own.
     """
     calls = tuple((fn, tuple(args)) for fn, args in calls)
+    program = _PROGRAMS[fast_compile]
     try:
-        return list(_program(calls))
+        return list(program(calls))
     except Exception as error:
         if len(calls) == 1:
             return [error]
-    results: list[Any] = []
-    for call in calls:
-        try:
-            results.append(_program((call,))[0])
-        except Exception as error:
-            results.append(error)
+    results: list[Any] = [_trace_error(fn, args) for fn, args in calls]
+    traced = [i for i, result in enumerate(results) if result is None]
+    if len(traced) == len(calls):
+        return [call_together([call], fast_compile=fast_compile)[0] for call in calls]
+    if traced:
+        outputs = call_together([calls[i] for i in traced], fast_compile=fast_compile)
+        for i, output in zip(traced, outputs, strict=True):
+            results[i] = output
     return results
+
+
+def _trace_error(fn: Callable[..., Any], args: tuple) -> Exception | None:
+    """What tracing ``fn(*args)`` raises, or ``None``."""
+    try:
+        eqx.filter_eval_shape(fn, *args)
+    except Exception as error:
+        return error
+    return None

@@ -147,7 +147,15 @@ CASES: list[Case] = [
     _lbfgs_case("zoom-to_convergence", ZOOM, ("logistic",), 30, (LBFGS_DEGENERATE_PAIRS,)),
     # Complex params: the line search's stored gradient (see LBFGS_COMPLEX_GRADIENT).
     _lbfgs_case(
-        "zoom-complex", ZOOM, ("quadratic",), 3, (LBFGS_COMPLEX_GRADIENT,), complex_params=True
+        "zoom-complex",
+        ZOOM,
+        ("quadratic",),
+        3,
+        (LBFGS_COMPLEX_GRADIENT,),
+        complex_params=True,
+        # |g0| > 1 on the quadratic: with the first step scaled, the derivative (the
+        # scale held fixed) could not be compared with finite differences.
+        scale_init_precond=False,
     ),
     _lbfgs_case(
         "zoom-memory3",
