@@ -105,7 +105,8 @@ def check_robustness(
             batched = jax.tree.map(lambda *leaves: jnp.stack(leaves), *grads)
             labels.append((library, dtype))
             calls.append((_runs, (tx, params, batched, case.step_scale, case.extra_args, steps)))
-    for (library, dtype), result in zip(labels, call_together(calls, fast_compile=True), strict=True):
+    results = call_together(calls, fast_compile=True)
+    for (library, dtype), result in zip(labels, results, strict=True):
         if isinstance(result, Exception):
             raise result
         updates, states = jax.device_get(result)
