@@ -14,7 +14,7 @@ The default session draws a few trees; ``-m slow`` draws many more.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -358,6 +358,14 @@ def _vmap_scan(case: Any, spec: Any, seed: int) -> None:
     stacked_loop = jax.tree.map(lambda *xs: jnp.stack(xs), *loop_updates)
     step_units = jax.tree.map(lambda *us: max(us), *units[1])
     assert _ulps(scan_updates, stacked_loop, step_units) <= bound
+
+
+@pytest.fixture(autouse=True)
+def _drop_compiled_programs() -> Iterator[None]:
+    """Each drawn tree compiles new programs; dropping them after each test keeps a
+    worker of the slow set from growing by gigabytes (and XLA from failing to allocate)."""
+    yield
+    jax.clear_caches()
 
 
 # The default session: Adam, and noisy SGD for determinism with random draws.

@@ -55,7 +55,11 @@ def run_case(
 def audit_case(item: tuple) -> tuple[list[Finding], float, float]:
     """``run_case(case, checks, backend, **options)`` for ``item = (case, checks, backend,
     options)``: the findings, the wall and the CPU time; a crash is a finding, not the end
-    of the audit. A module-level function, so that worker processes can run it."""
+    of the audit. A module-level function, so that worker processes can run it.
+
+    The case's compiled programs are dropped afterwards (``jax.clear_caches``): no other
+    case uses them, and a process that kept every case's would grow by gigabytes over a
+    full audit."""
     case, checks, backend, options = item
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
@@ -71,4 +75,5 @@ def audit_case(item: tuple) -> tuple[list[Finding], float, float]:
                 backend=backend,
             )
         ]
+    jax.clear_caches()
     return findings, time.perf_counter() - start, time.process_time() - cpu_start
