@@ -76,19 +76,13 @@ def check_float64(
         for name, dtype in variants
     ]
     # Every variant's run in one program per step, then Optax on every variant's inputs.
-    # A line search (a case that passes value_fn) branches on comparisons of loss values
-    # that agree to rounding near convergence, so its decisions follow the rounding of
-    # the compiled program: it is compared as users compile it. Elsewhere the agreement
-    # is to 1e-12, far above rounding, and the programs compile fast (FAST_COMPILE).
-    fast = "value_fn" not in case.extra_args
     ours_all: list[Trajectory] = []
-    for run in run_trajectories(references, case.steps, fast_compile=fast):
+    for run in run_trajectories(references, case.steps):
         if isinstance(run, Exception):
             raise run
         ours_all.append(run)
     theirs_all = run_forced(
-        [(build(case, "optax"), ref, ours) for ref, ours in zip(references, ours_all, strict=True)],
-        fast_compile=fast,
+        [(build(case, "optax"), ref, ours) for ref, ours in zip(references, ours_all, strict=True)]
     )
     first_steps = []
     for (name, dtype), ours, theirs in zip(variants, ours_all, theirs_all, strict=True):
