@@ -43,9 +43,11 @@ def _calls_in_order(calls: tuple[tuple[Callable[..., Any], tuple], ...]) -> tupl
     return tuple(fn(*args) for fn, args in calls)
 
 
+# filter_jit passes keywords it does not take itself on to jax.jit; its type stubs do not
+# list them.
 _PROGRAMS = {
     False: eqx.filter_jit(_calls_in_order),
-    True: eqx.filter_jit(_calls_in_order, compiler_options=FAST_COMPILE),
+    True: eqx.filter_jit(_calls_in_order, compiler_options=FAST_COMPILE),  # pyright: ignore[reportCallIssue]
 }
 
 
