@@ -28,6 +28,7 @@ optax = pytest.importorskip("optax")
 
 import optref.core as oc  # noqa: E402
 from optref.audit import PROBLEMS, resolve_name  # noqa: E402
+from optref.audit._together import FAST_COMPILE  # noqa: E402
 from optref.core._case import Call, Case  # noqa: E402
 from optref.core._cases_misc import MISC_CASES  # noqa: E402
 
@@ -137,14 +138,9 @@ def _total_loss(params: dict[str, Any]) -> jax.Array:
 
 
 # Compiling dominates the run time of these small problems, and XLA's backend
-# optimisations buy nothing here.
-_FAST_COMPILE = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
+# optimisations buy nothing here (FAST_COMPILE, the audit's options for the same).
 # Compiled once per set of runs and shared by every case on it.
-_value_and_grad = jax.jit(jax.value_and_grad(_total_loss), compiler_options=_FAST_COMPILE)
+_value_and_grad = jax.jit(jax.value_and_grad(_total_loss), compiler_options=FAST_COMPILE)
 
 
 def _trajectory(case: Case) -> tuple[Any, Any, Any, Any]:
@@ -161,7 +157,7 @@ def _trajectory(case: Case) -> tuple[Any, Any, Any, Any]:
         params = jax.tree.map(lambda p, u: p + case.step_scale * u, params, u_ours)
         return params, (u_ours, u_theirs, state_ours, state_theirs)
 
-    step = jax.jit(step, compiler_options=_FAST_COMPILE)
+    step = jax.jit(step, compiler_options=FAST_COMPILE)
     params = _problem_params(case)
     state_ours, state_theirs = ours.init(params), theirs.init(params)
     history = []

@@ -13,9 +13,9 @@ as when compiled alone; the conformance tests compare results of both ways.
 A check whose tolerances are set by the mathematics rather than by the rounding of the
 compiled program (derivatives against finite differences, finite or not) can ask for
 :data:`FAST_COMPILE`: XLA's backend optimisations off, which roughly halves compilation
-on the CPU and changes results by rounding only. The checks that measure rounding (low
-precision, bit-identical wrapper forms, float64 agreement of line searches whose branch
-decisions rounding can flip) compile as users do.
+on the CPU and changes results by rounding only. The other checks compile as users do:
+low precision and the bit-identical wrapper forms measure rounding, and in float64 a line
+search's branch decisions follow it.
 """
 
 from __future__ import annotations
