@@ -12,6 +12,7 @@ from optref.audit import (
     PROBLEMS,
     check_differentiability,
     check_float64,
+    check_low_precision,
     check_robustness,
     check_wrapper_invariance,
     flatten_state,
@@ -21,7 +22,7 @@ from optref.audit import (
 )
 from optref.audit._check_differentiability import disagreement
 from optref.audit._check_low_precision import graft_state
-from optref.audit._check_wrappers import shape_setting_arguments
+from optref.audit._check_wrappers import static_arguments
 from optref.audit._metrics import leaf_relative_error, units_of_epsilon
 from optref.core.conformance import Case, range_distance
 
@@ -172,10 +173,17 @@ def test_finite_differences_tolerate_rounding_noise_but_not_an_error() -> None:
     assert range_distance(0.999) == pytest.approx(1e-3) and range_distance(-0.05) == 0.05
 
 
-def test_injected_forms_keep_shape_setting_ints_static() -> None:
+def test_injected_forms_keep_shape_setting_ints_and_functions_static() -> None:
+    import optref.core
     import optref.linesearch
 
-    assert shape_setting_arguments(optref.linesearch.scale_by_lbfgs, {}) == ("memory_size",)
+    assert static_arguments(optref.linesearch.scale_by_lbfgs, {}) == ("memory_size",)
+    schedule = {"step_size_fn": lambda count: 0.1}
+    assert static_arguments(optref.core.scale_by_schedule, schedule) == ("step_size_fn",)
+    for name in ("core.scale_by_schedule", "core.scale_by_factored_rms"):
+        (case,) = [c for c in load_cases() if c.name == name]
+        with jax.enable_x64(True):
+            assert check_wrapper_invariance(case, libraries=("optref",), steps=3) == []
     case = Case(
         "t.lbfgs",
         "optref.linesearch.scale_by_lbfgs",
@@ -239,3 +247,59 @@ def test_side_by_side_runs_equal_runs_alone_and_a_failing_one_is_its_exception()
             for a, b in zip(alone.updates, together.updates, strict=True):  # type: ignore[union-attr]
                 for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
                     np.testing.assert_array_equal(x, y)
+
+
+def test_a_recorded_float64_deviation_explains_the_derivatives_differing() -> None:
+    # Optax's rprop returns the previous step's update (a recorded float64 deviation), so
+    # the loss after K steps is another function of the params and the hyperparameters.
+    (case,) = [c for c in load_cases() if c.name == "core.scale_by_rprop"]
+    with jax.enable_x64(True):
+        findings = check_differentiability(case)
+    assert findings, "the two libraries' derivatives should differ"
+    for finding in findings:
+        assert (finding.severity, finding.library) == ("warning", "optax"), finding.summary
+        assert finding.link == "https://github.com/google-deepmind/optax/pull/1725"
+
+
+def test_low_precision_is_not_measured_where_each_dtype_draws_its_own_noise() -> None:
+    import optref.core
+
+    # The same key draws unrelated numbers in float32 and float64, so the float64 oracle
+    # cannot be the float32 run's reference ...
+    tx = optref.core.add_noise(eta=1.0, gamma=0.55, key=0)
+    with jax.enable_x64(True):
+        noise = [
+            tx.update(jnp.zeros(64, dtype), tx.init(jnp.zeros(64, dtype)))[0]
+            for dtype in (jnp.float32, jnp.float64)
+        ]
+        assert noise[1].dtype == jnp.float64
+        assert jnp.max(jnp.abs(noise[0].astype(jnp.float64) - noise[1])) > 1e-2
+    # ... and the cases of every transformation that draws from a key say so.
+    random_cases = [c for c in load_cases() if "key" in c.kwargs]
+    assert {c.name for c in random_cases} == {"core.add_noise", "core.noisy_sgd"}
+    for case in random_cases:
+        assert case.draws_random_numbers
+        assert check_low_precision(case, dtypes=("float32",)) == []
+
+
+def test_the_robustness_check_accepts_the_initial_best_value_and_nothing_else():
+    # reduce_on_plateau's best_value is +inf until its first decision, as in Optax.
+    import optref.schedules
+    from optref.audit._check_robustness import _finite
+
+    (case,) = load_cases("schedules.reduce_on_plateau-accumulation")
+    with jax.enable_x64(True):
+        assert check_robustness(case) == []
+
+    state = optref.schedules.reduce_on_plateau().init(jnp.ones([2], jnp.float16))
+    assert np.isposinf(np.float64(state.best_value))
+    assert _finite(state)
+    assert not _finite(state.best_value)  # +inf outside its state class still counts
+    for field, bad in [
+        ("best_value", np.nan),
+        ("best_value", -np.inf),
+        ("avg_value", np.inf),
+        ("scale", np.inf),
+    ]:
+        broken = type(state)(**{**vars(state), field: jnp.asarray(bad, state.scale.dtype)})
+        assert not _finite(broken), field

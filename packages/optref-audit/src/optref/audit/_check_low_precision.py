@@ -176,9 +176,11 @@ def check_low_precision(
     """One-step low-precision errors of each library; a finding where one is poor.
 
     optref fails when its error exceeds :data:`LOW_PRECISION_BOUND` epsilons; Optax gets a
-    warning where its error is both above the bound and over four times optref's.
+    warning where its error is both above the bound and over four times optref's. Not
+    measured for a case whose updates hold random numbers (``draws_random_numbers``: each
+    dtype draws its own) or that calls the loss (a line search).
     """
-    if "value_fn" in case.extra_args:
+    if "value_fn" in case.extra_args or case.draws_random_numbers:
         return []
     problem = problem or case.problems[0]
     findings = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,9 +18,16 @@ from ._problems import PROBLEMS
 from ._together import call_together
 from ._trajectory import step_params
 
-__all__ = ["GRADIENT_KINDS", "check_robustness", "special_gradient"]
+__all__ = ["GRADIENT_KINDS", "MAY_BE_INFINITE", "check_robustness", "special_gradient"]
 
 GRADIENT_KINDS = ("zero", "tiny", "huge")
+
+#: State fields that hold +inf by design, by the name of their state class (the same in
+#: optref and Optax). ``reduce_on_plateau`` starts ``best_value`` at +inf, Optax's
+#: documented "nothing monitored yet", and keeps it there until its first decision,
+#: ``accumulation_size`` updates later (the float64 check holds optref to Optax's +inf).
+#: Only +inf is allowed there: NaN or -inf is still reported.
+MAY_BE_INFINITE: dict[str, tuple[str, ...]] = {"ReduceLROnPlateauState": ("best_value",)}
 
 
 def special_gradient(params: object, kind: str) -> object:
@@ -37,7 +45,29 @@ def special_gradient(params: object, kind: str) -> object:
     return jax.tree.map(leaf, params)
 
 
+def _is_sentinel_state(node: object) -> bool:
+    return type(node).__name__ in MAY_BE_INFINITE
+
+
+def _without_sentinels(tree: object) -> object:
+    """``tree`` with the +inf of the fields in :data:`MAY_BE_INFINITE` replaced by 0."""
+
+    def clear(node: Any) -> Any:
+        if not _is_sentinel_state(node):
+            return node
+        fields = MAY_BE_INFINITE[type(node).__name__]
+        values = [np.asarray(getattr(node, field)) for field in fields]
+        return eqx.tree_at(
+            lambda n: [getattr(n, field) for field in fields],
+            node,
+            [np.where(np.isposinf(v), np.zeros_like(v), v) for v in values],
+        )
+
+    return jax.tree.map(clear, tree, is_leaf=_is_sentinel_state)
+
+
 def _finite(tree: object) -> bool:
+    tree = _without_sentinels(tree)
     return all(
         bool(
             np.all(

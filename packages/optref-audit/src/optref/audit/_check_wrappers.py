@@ -23,7 +23,7 @@ from ._findings import Finding
 from ._problems import PROBLEMS
 from ._trajectory import Run, run_trajectories
 
-__all__ = ["check_wrapper_invariance", "shape_setting_arguments", "wrapped_forms"]
+__all__ = ["check_wrapper_invariance", "static_arguments", "wrapped_forms"]
 
 
 def _optional(dotted: str) -> Any:
@@ -33,17 +33,22 @@ def _optional(dotted: str) -> Any:
         return None
 
 
-def shape_setting_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple:
-    """The arguments of ``factory`` whose value (given, or the default) is a Python int.
+def static_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple:
+    """The arguments of ``factory`` that its injected form must keep static
+    (``static_args``), as a user injecting such a factory must:
 
-    An int such as L-BFGS's ``memory_size`` sets the shape of the state; injected as a
-    traced array it could not, so the injected form keeps these static (``static_args``),
-    as a user injecting such a factory must.
+    - those whose value (given, or the default) is a Python int: an int such as L-BFGS's
+      ``memory_size`` sets the shape of the state, which a traced array could not;
+    - the functions that the factory calls itself, given in ``kwargs``: injection would
+      evaluate a callable as a schedule of the step count and pass its value, where the
+      factory needs the function (Optax names these ``*_fn``: ``scale_by_schedule``'s
+      ``step_size_fn``, ``scale_by_factored_rms``'s ``decay_rate_fn``).
     """
     names = []
     for name, parameter in inspect.signature(factory).parameters.items():
         value = kwargs.get(name, parameter.default)
-        if isinstance(value, int) and not isinstance(value, bool):
+        shape_setting = isinstance(value, int) and not isinstance(value, bool)
+        if shape_setting or (name in kwargs and name.endswith("_fn")):
             names.append(name)
     return tuple(names)
 
@@ -68,7 +73,7 @@ def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
         kwargs = (
             case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
         )
-        static = shape_setting_arguments(factory, kwargs)
+        static = static_arguments(factory, kwargs)
         forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(
             factory, static_args=static
         )(**{k: build_argument(v, library) for k, v in kwargs.items()})

@@ -79,6 +79,11 @@ class Case:
             ``"grad"``, ``"value_fn"``.
         wrapper_invariance: whether injected / masked / identity-chained forms must give
             bit-identical updates (not for transformations that draw random numbers).
+        draws_random_numbers: whether the updates hold random numbers, drawn in the
+            params' dtype (as Optax draws them): a float32 run and the float64 oracle then
+            draw different numbers from the same key, so the low-precision accuracy
+            against the oracle is not measured (robustness, agreement with Optax and the
+            derivatives are).
         deviations: the deliberate differences from Optax.
     """
 
@@ -96,6 +101,7 @@ class Case:
     hyperparameters: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
     wrapper_invariance: bool = True
+    draws_random_numbers: bool = False
     deviations: tuple[Deviation, ...] = ()
 
     @property

@@ -236,6 +236,7 @@ MISC_CASES: list[Case] = [
         complex_params=True,
         hyperparameters=("eta", "gamma"),
         wrapper_invariance=False,
+        draws_random_numbers=True,
     ),
     Case(
         "core.clip_by_block_rms",
@@ -342,6 +343,7 @@ MISC_CASES: list[Case] = [
         complex_params=True,
         hyperparameters=("learning_rate", "eta", "gamma"),
         wrapper_invariance=False,
+        draws_random_numbers=True,
     ),
     Case(
         "core.polyak_sgd",

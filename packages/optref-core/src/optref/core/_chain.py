@@ -8,34 +8,15 @@ import equinox as eqx
 from jaxtyping import PyTree
 
 from ._base import GradientTransformation, StateMismatchError
+from ._inner import check_inner
 from ._leafwise import LeafwiseTransformation, apply_leafwise
 
 __all__ = ["Chain", "NamedChain", "chain", "named_chain"]
 
 
-def _follows_protocol(tx: Any) -> bool:
-    """Whether ``tx`` can be a member of :func:`chain`: a :class:`GradientTransformation`,
-    or any ``eqx.Module`` with callable ``init`` and ``update`` methods (the protocol by
-    structure, as ``optref.schedules.reduce_on_plateau``, which does not depend on core).
-
-    $$\\operatorname{member}(T) \\iff T \\in \\texttt{GradientTransformation} \\lor
-    (T \\in \\texttt{eqx.Module} \\land T.\\mathrm{init}, T.\\mathrm{update}
-    \\text{ callable})$$
-    """
-    if isinstance(tx, GradientTransformation):
-        return True
-    methods = (getattr(type(tx), name, None) for name in ("init", "update"))
-    return isinstance(tx, eqx.Module) and all(callable(method) for method in methods)
-
-
 def _check_members(where: str, transformations: tuple[Any, ...]) -> None:
     for index, tx in enumerate(transformations):
-        if not _follows_protocol(tx):
-            raise TypeError(
-                f"{where}: argument {index} must be an optref GradientTransformation (or an "
-                f"eqx.Module with init and update methods), got {type(tx).__name__}. Wrap an "
-                "Optax transformation with optref.compat.from_optax."
-            )
+        check_inner(where, f"argument {index}", tx)
 
 
 def _run_members(

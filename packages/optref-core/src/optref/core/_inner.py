@@ -5,22 +5,39 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
 from ._base import GradientTransformation
 
-__all__ = ["check_inner", "inner_update_if"]
+__all__ = ["check_inner", "follows_protocol", "inner_update_if"]
+
+
+def follows_protocol(tx: Any) -> bool:
+    """Whether ``tx`` can be wrapped or chained: a :class:`GradientTransformation`, or any
+    ``eqx.Module`` with callable ``init`` and ``update`` methods (the protocol by
+    structure, as ``optref.schedules.reduce_on_plateau``, which does not depend on core).
+
+    $$\\operatorname{member}(T) \\iff T \\in \\texttt{GradientTransformation} \\lor
+    (T \\in \\texttt{eqx.Module} \\land T.\\mathrm{init}, T.\\mathrm{update}
+    \\text{ callable})$$
+    """
+    if isinstance(tx, GradientTransformation):
+        return True
+    methods = (getattr(type(tx), name, None) for name in ("init", "update"))
+    return isinstance(tx, eqx.Module) and all(callable(method) for method in methods)
 
 
 def check_inner(where: str, argument: str, inner: Any) -> None:
-    """Raise :class:`TypeError` unless ``inner`` is an optref ``GradientTransformation``."""
-    if not isinstance(inner, GradientTransformation):
+    """Raise :class:`TypeError` naming ``where`` and ``argument`` unless ``inner`` follows
+    the transformation protocol (:func:`follows_protocol`)."""
+    if not follows_protocol(inner):
         raise TypeError(
-            f"{where}: {argument} must be an optref GradientTransformation, got "
-            f"{type(inner).__name__}. Wrap an Optax transformation with "
-            "optref.compat.from_optax."
+            f"{where}: {argument} must be an optref GradientTransformation (or an eqx.Module "
+            f"with init and update methods), got {type(inner).__name__}. Wrap an Optax "
+            "transformation with optref.compat.from_optax."
         )
 
 
