@@ -245,3 +245,66 @@ def test_factories_with_args_and_kwargs() -> None:
     grads = jax.grad(_loss)(_params())
     updates, _ = chained.update(grads, chained.init(_params()))
     np.testing.assert_allclose(np.asarray(updates["w"]), -0.1 * np.asarray(grads["w"]), rtol=1e-6)
+
+
+# --- The transformation as an argument of the jitted step -----------------------------
+
+# As a user's jitted step (and the audit) takes it: the transformation is an argument of
+# the program, so the hyperparameters it holds are the program's inputs, not constants
+# that XLA folds and contracts into fused multiply-adds differently.
+ARGUMENT_ALIASES: dict[str, dict] = {
+    "adafactor": {"learning_rate": 0.05, "min_dim_size_to_factor": 2},
+    "adam": {"learning_rate": 1e-2},
+    "fromage": {"learning_rate": 1e-2},
+    "sm3": {"learning_rate": 0.05},
+}
+_MLP_X = np.random.default_rng(0).normal(size=(16, 3))
+_MLP_Y = np.sin(_MLP_X @ np.array([1.0, -2.0, 0.5]))[:, None]
+
+
+def _mlp_params() -> dict:
+    rng = np.random.default_rng(1)
+    draw = lambda *shape: jnp.asarray(rng.normal(size=shape) / np.sqrt(shape[0]), jnp.float32)  # noqa: E731
+    return {
+        "hidden": {"w": draw(3, 8), "b": jnp.zeros(8, jnp.float32)},
+        "head": {"w": draw(8, 1), "b": jnp.zeros(1, jnp.float32)},
+    }
+
+
+def _mlp_loss(p: dict) -> jax.Array:
+    h = jnp.tanh(jnp.asarray(_MLP_X, jnp.float32) @ p["hidden"]["w"] + p["hidden"]["b"])
+    out = h @ p["head"]["w"] + p["head"]["b"]
+    return jnp.mean((out - jnp.asarray(_MLP_Y, jnp.float32)) ** 2)
+
+
+@eqx.filter_jit
+def _argument_step(tx, grads, state, params):
+    updates, state = tx.update(grads, state, params)
+    return updates, state, oc.apply_updates(params, updates)
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "x64"])
+@pytest.mark.parametrize("name", sorted(ARGUMENT_ALIASES))
+def test_injection_is_bit_identical_with_the_transformation_an_argument(
+    name: str, x64: bool
+) -> None:
+    """Plain and injected float32 updates agree bit for bit when each transformation is an
+    argument of the compiled step (with the default float64 hyperparameters too)."""
+    with jax.enable_x64(x64):
+        factory = getattr(oc, name)
+        kwargs = ARGUMENT_ALIASES[name]
+        static = STATIC_ARGS.get(name, ())
+        forms = [factory(**kwargs), oc.inject_hyperparams(factory, static_args=static)(**kwargs)]
+        gradient = jax.jit(jax.grad(_mlp_loss))
+        runs = [[tx, tx.init(_mlp_params()), _mlp_params()] for tx in forms]
+        for step in range(4):
+            updates = []
+            for run in runs:
+                tx, state, params = run
+                u, run[1], run[2] = _argument_step(tx, gradient(params), state, params)
+                updates.append(u)
+            for a, b in zip(*map(jax.tree.leaves, updates), strict=True):
+                assert a.dtype == b.dtype == jnp.float32
+                np.testing.assert_array_equal(
+                    np.asarray(a), np.asarray(b), err_msg=f"{name}, step {step}"
+                )

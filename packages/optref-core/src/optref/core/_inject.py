@@ -8,12 +8,21 @@ Because optref's factories already hold their hyperparameters as JAX arrays, the
 transformation receives arrays of the very dtype and value that the plain factory would
 have built, and so performs the same arithmetic: the injected optimizer's updates are
 bit-identical to the plain one's (numerics rule 4).
+
+The leaves of the rebuilt transformation that do not depend on the injected values (a
+default such as SM3's ``b2 = 1``, Adafactor's final ``scale(-1)``) would be constants of
+the compiled program where the plain transformation, an argument of the jitted step,
+holds them as inputs; XLA folds and contracts constants differently (another multiply
+goes into a fused multiply-add), which changes the last bit. So the wrapper keeps those
+leaves, built once with the initial values, and the rebuilt transformation takes them:
+they are inputs of the program exactly when the plain transformation's would be.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +35,7 @@ from jaxtyping import Array, Int, PyTree, jaxtyped
 
 from ._base import GradientTransformation, check_state
 from ._hyperparameters import HyperparameterError, as_scalar_hyperparameter
+from ._inner import follows_protocol
 from ._numerics import safe_increment
 from ._typecheck import typechecker
 
@@ -174,6 +184,59 @@ def _as_value(value: Any, dtype: Any) -> Array:
     return jnp.asarray(array, dtype=array.dtype)
 
 
+def _depends_on_inputs(closed: Any) -> list[bool]:
+    """For each output of a closed jaxpr, whether it depends on an input of the jaxpr.
+
+    An equation's outputs depend on the inputs when one of its operands does; an output
+    computed from literals and captured constants alone does not.
+    """
+    jaxpr = closed.jaxpr
+    dependent = {id(v) for v in jaxpr.invars}
+    for eqn in jaxpr.eqns:
+        if any(id(v) in dependent for v in eqn.invars):
+            dependent.update(id(v) for v in eqn.outvars)
+    return [id(v) in dependent for v in jaxpr.outvars]
+
+
+def _independent_leaves(
+    factory: Callable[..., Any], other: dict[str, Any], values: dict[str, Any]
+) -> tuple[list[bool], Any] | None:
+    """Which leaves of ``factory(**other, **values)`` are arrays that depend on neither the
+    values nor the arrays of ``other``, and the tree structure; ``None`` where the factory
+    cannot be traced with those abstract (it reads a value in Python)."""
+    other_arrays, other_rest = eqx.partition(other, eqx.is_array)
+    found: list[Any] = []
+
+    def build(values: dict[str, Any], other_arrays: dict[str, Any]) -> list[Any]:
+        inner = _call(factory, {**eqx.combine(other_arrays, other_rest), **values})
+        leaves, treedef = jax.tree.flatten(inner)
+        arrays = [i for i, leaf in enumerate(leaves) if eqx.is_array(leaf)]
+        found[:] = [len(leaves), arrays, treedef]
+        return [leaves[i] for i in arrays]
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the eager build has warned already
+            dependent = _depends_on_inputs(jax.make_jaxpr(build)(values, other_arrays))
+    except Exception:
+        return None
+    count, arrays, treedef = found
+    independent = [False] * count
+    for i, depends in zip(arrays, dependent, strict=True):
+        independent[i] = not depends
+    return independent, treedef
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """Whether two array leaves have the same shape, dtype and weak type."""
+    ta, tb = jax.typeof(a), jax.typeof(b)
+    return (ta.shape, ta.dtype, getattr(ta, "weak_type", False)) == (
+        tb.shape,
+        tb.dtype,
+        getattr(tb, "weak_type", False),
+    )
+
+
 class InjectHyperparams(GradientTransformation):
     """``inner_factory(**hyperparameters)`` with the numeric hyperparameters in the state.
 
@@ -181,6 +244,13 @@ class InjectHyperparams(GradientTransformation):
     hyperparameters (initial values of ``state.hyperparams``), ``schedules`` the
     scheduled ones (as stateful schedules), ``other`` every other argument of the factory
     (flags, dtypes, masks, inner transformations, ``static_args``), passed as it is.
+
+    ``constants`` holds, for each leaf of the inner transformation (as flattened, with
+    the tree structure ``constants_structure``), the leaf built from the initial values
+    where it depends on no hyperparameter and no array of ``other``, and ``None``
+    elsewhere. The inner transformation rebuilt at each step takes those leaves from
+    here, so they are data of a jitted step that takes this transformation as an
+    argument, as the plain transformation's leaves are, not constants of the program.
     """
 
     inner_factory: Callable[..., GradientTransformation] = eqx.field(static=True)
@@ -188,16 +258,34 @@ class InjectHyperparams(GradientTransformation):
     schedules: dict[str, Any]
     other: dict[str, Any]
     hyperparam_dtype: Any = eqx.field(static=True, default=None)
+    constants: tuple[Any, ...] | None = None
+    constants_structure: Any = eqx.field(static=True, default=None)
 
-    def _inner(self, hyperparams: dict[str, Any]) -> GradientTransformation:
+    def _build(self, hyperparams: dict[str, Any]) -> GradientTransformation:
         name = getattr(self.inner_factory, "__name__", repr(self.inner_factory))
         inner = _call(self.inner_factory, {**self.other, **hyperparams})
-        if not isinstance(inner, GradientTransformation):
+        if not follows_protocol(inner):
             raise TypeError(
                 f"inject_hyperparams: inner_factory {name} must return an optref "
-                f"GradientTransformation, got {type(inner).__name__}."
+                "GradientTransformation (or an eqx.Module with init and update methods), "
+                f"got {type(inner).__name__}."
             )
         return inner
+
+    def _inner(self, hyperparams: dict[str, Any]) -> GradientTransformation:
+        """The inner transformation for ``hyperparams``, its constant leaves from
+        ``constants`` (where the structure and each leaf's kind still match)."""
+        inner = self._build(hyperparams)
+        if self.constants is None:
+            return inner
+        leaves, treedef = jax.tree.flatten(inner)
+        if treedef != self.constants_structure or len(leaves) != len(self.constants):
+            return inner
+        leaves = [
+            leaf if constant is None or not _same_kind(leaf, constant) else constant
+            for leaf, constant in zip(leaves, self.constants, strict=True)
+        ]
+        return jax.tree.unflatten(treedef, leaves)
 
     def _scheduled_values(
         self, schedule_states: dict[str, Any], extra: dict[str, Any]
@@ -324,8 +412,20 @@ def inject_hyperparams(
         # Build the inner transformation once now, so that a bad argument fails here with
         # the factory's own message (as the plain factory would), not at the first init.
         initial = {k: s.init() for k, s in schedules.items()}
-        transformation._inner({**numeric, **transformation._scheduled_values(initial, {})})
-        return transformation
+        values = {**numeric, **transformation._scheduled_values(initial, {})}
+        template = transformation._build(values)
+        # Keep its leaves that no hyperparameter changes (module docstring).
+        independent = _independent_leaves(inner_factory, other, values)
+        if independent is None:
+            return transformation
+        mask, structure = independent
+        leaves, treedef = jax.tree.flatten(template)
+        if treedef != structure or len(leaves) != len(mask) or not any(mask):
+            return transformation
+        constants = tuple(leaf if keep else None for leaf, keep in zip(leaves, mask, strict=True))
+        return InjectHyperparams(
+            inner_factory, numeric, schedules, other, hyperparam_dtype, constants, treedef
+        )
 
     return injected
 
