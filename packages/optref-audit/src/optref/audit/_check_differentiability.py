@@ -47,6 +47,7 @@ from optref.core.conformance import (
 from ._cases import build, resolve_name
 from ._findings import Finding
 from ._problems import PROBLEMS, descent_gradient
+from ._reproducer import optax_derivative_reproducer
 from ._together import call_together
 from ._trajectory import extra_arguments, step_params
 from ._versions import applicable_deviation
@@ -292,6 +293,15 @@ def check_differentiability(
                 problem=problem,
                 measured=measured,
                 link=cause.link if cause else "",
+                reproducer=""
+                if library == "optref"
+                else optax_derivative_reproducer(
+                    case,
+                    problem,
+                    steps,
+                    target,
+                    None if target == "params" else float(_hyperparameters(case, "optax")[target]),
+                ),
             )
         )
 

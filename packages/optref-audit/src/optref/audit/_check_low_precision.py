@@ -22,6 +22,7 @@ from ._cases import build
 from ._findings import Finding
 from ._metrics import units_of_epsilon
 from ._problems import PROBLEMS
+from ._reproducer import optax_low_precision_reproducer
 from ._together import call_together
 from ._trajectory import (
     Run,
@@ -207,6 +208,7 @@ def check_low_precision(
             )
         if "optax" in measured:
             theirs = max(measured["optax"].values())
+            worst = max(measured["optax"], key=lambda step: measured["optax"][step])
             if theirs > LOW_PRECISION_BOUND and theirs > 4 * max(ours, 1.0):
                 findings.append(
                     Finding(
@@ -219,7 +221,11 @@ def check_low_precision(
                         backend=backend,
                         dtype=dtype,
                         problem=problem,
+                        step=worst,
                         measured=measured,
+                        reproducer=optax_low_precision_reproducer(
+                            case, problem, jnp.dtype(dtype), worst
+                        ),
                     )
                 )
     return findings

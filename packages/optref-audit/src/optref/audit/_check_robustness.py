@@ -15,6 +15,7 @@ from optref.core.conformance import Case
 from ._cases import build
 from ._findings import Finding
 from ._problems import PROBLEMS
+from ._reproducer import optax_robustness_reproducer
 from ._together import call_together
 from ._trajectory import step_params
 
@@ -160,6 +161,11 @@ def check_robustness(
                             problem=problem.name,
                             step=index,
                             measured={"gradient": kind},
+                            reproducer=""
+                            if ours
+                            else optax_robustness_reproducer(
+                                case, problem.name, jnp.dtype(dtype), kind, index
+                            ),
                         )
                     )
                 break

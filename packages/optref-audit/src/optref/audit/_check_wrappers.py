@@ -21,6 +21,7 @@ from optref.core.conformance import Case, build_argument
 from ._cases import build, resolve_name
 from ._findings import Finding
 from ._problems import PROBLEMS
+from ._reproducer import optax_wrapper_reproducer
 from ._trajectory import Run, run_trajectories
 
 __all__ = ["check_wrapper_invariance", "static_arguments", "wrapped_forms"]
@@ -142,6 +143,7 @@ def check_wrapper_invariance(
                         problem=problem.name,
                         step=step,
                         measured={"max_abs_difference": diff},
+                        reproducer=_reproducer(case, library, problem.name, dtype, form),
                     )
                 )
                 break
@@ -160,4 +162,14 @@ def _raised(
         backend=backend,
         dtype=jnp.dtype(dtype).name,
         problem=problem.name,
+        reproducer=_reproducer(case, library, problem.name, dtype, form),
     )
+
+
+def _reproducer(case: Case, library: str, problem: str, dtype: Any, form: str) -> str:
+    """The Optax-alone reproducer of a finding about Optax's ``form`` (none for optref's)."""
+    if library != "optax" or case.optax is None:
+        return ""
+    kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
+    static = static_arguments(resolve_name(case.optax), kwargs)
+    return optax_wrapper_reproducer(case, problem, dtype, form, static)
