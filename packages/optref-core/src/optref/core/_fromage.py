@@ -36,16 +36,20 @@ def _shrink(learning_rate: ArrayLike) -> tuple[Array, Array]:
 # constant (empty), as in Optax.
 
 
-class _FromageRate(LeafwiseTransformation):
-    """``u -> -eta m u``: :class:`ScaleByLearningRate` with the rate ``eta * m``."""
+class _FromageMember(LeafwiseTransformation):
+    """A member of ``fromage``'s chain that holds $\\eta$, with an empty state."""
 
     learning_rate: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("learning_rate",)
 
     def init(self, params: PyTree) -> EmptyState:
-        """The empty state of a constant learning rate."""
+        """The empty state of a constant rate."""
         del params
         return EmptyState()
+
+
+class _FromageRate(_FromageMember):
+    """``u -> -eta m u``: :class:`ScaleByLearningRate` with the rate ``eta * m``."""
 
     def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
@@ -55,21 +59,13 @@ class _FromageRate(LeafwiseTransformation):
         return ScaleByLearningRate(rate).leafwise(updates, state, params, **extra)
 
 
-class _FromageShrink(LeafwiseTransformation):
+class _FromageShrink(_FromageMember):
     """``u -> u + (m - 1) p``: :class:`AddDecayedWeights` with the rate ``m - 1``."""
-
-    learning_rate: Array = eqx.field(converter=as_scalar_hyperparameter)
-    scalar_hyperparameters = ("learning_rate",)
 
     @property
     def weight_decay(self) -> Array:
         """The (negative) rate ``m - 1``, computed without cancellation."""
         return _shrink(self.learning_rate)[1]
-
-    def init(self, params: PyTree) -> EmptyState:
-        """The empty state of a constant rate."""
-        del params
-        return EmptyState()
 
     def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
