@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from optref.audit import ALL_CHECKS, Finding, _run, build, load_cases, run_case
-from optref.audit._run import audit_case
 from optref.audit import __main__ as cli
+from optref.audit._run import audit_case
 from optref.compat import to_optax
 from optref.core.conformance import Case
 

@@ -180,7 +180,11 @@ def test_injected_forms_keep_shape_setting_ints_and_functions_static() -> None:
     assert static_arguments(optref.linesearch.scale_by_lbfgs, {}) == ("memory_size",)
     schedule = {"step_size_fn": lambda count: 0.1}
     assert static_arguments(optref.core.scale_by_schedule, schedule) == ("step_size_fn",)
-    for name in ("core.scale_by_schedule", "core.scale_by_factored_rms"):
+    for name in (
+        "core.scale_by_schedule",
+        "core.scale_by_factored_rms",
+        "core.scale_by_factored_rms-default_decay",  # decay_rate_fn: the default function
+    ):
         (case,) = [c for c in load_cases() if c.name == name]
         with jax.enable_x64(True):
             assert check_wrapper_invariance(case, libraries=("optref",), steps=3) == []

@@ -40,16 +40,16 @@ def static_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> 
 
     - those whose value (given, or the default) is a Python int: an int such as L-BFGS's
       ``memory_size`` sets the shape of the state, which a traced array could not;
-    - the functions that the factory calls itself, given in ``kwargs``: injection would
-      evaluate a callable as a schedule of the step count and pass its value, where the
-      factory needs the function (Optax names these ``*_fn``: ``scale_by_schedule``'s
+    - the functions that the factory calls itself (given, or the default): injection
+      would evaluate a callable as a schedule of the step count and pass its value, where
+      the factory needs the function (Optax names these ``*_fn``: ``scale_by_schedule``'s
       ``step_size_fn``, ``scale_by_factored_rms``'s ``decay_rate_fn``).
     """
     names = []
     for name, parameter in inspect.signature(factory).parameters.items():
         value = kwargs.get(name, parameter.default)
         shape_setting = isinstance(value, int) and not isinstance(value, bool)
-        if shape_setting or (name in kwargs and name.endswith("_fn")):
+        if shape_setting or (name.endswith("_fn") and (name in kwargs or callable(value))):
             names.append(name)
     return tuple(names)
 
