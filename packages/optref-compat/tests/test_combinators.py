@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
@@ -202,3 +203,21 @@ def test_optref_injection_of_an_optax_factory() -> None:
     ours = oc.inject_hyperparams(from_optax(optax.adam))(learning_rate=0.1, b1=0.8)
     theirs = optax.inject_hyperparams(optax.adam)(learning_rate=0.1, b1=0.8)
     _assert_close(_trajectory(ours), _trajectory(theirs))
+
+
+class _Halve(eqx.Module):
+    """A transformation by the protocol alone (init and update), as
+    ``optref.schedules.reduce_on_plateau`` is: not a ``GradientTransformation`` subclass."""
+
+    def init(self, params: Any) -> tuple:
+        return ()
+
+    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> tuple:
+        return jax.tree.map(lambda u: u / 2, updates), state
+
+
+def test_a_module_that_follows_the_protocol_goes_to_optax() -> None:
+    tx = optax.chain(optax.scale(3.0), to_optax(_Halve()))
+    params = {"w": jnp.ones(2)}
+    updates, _ = tx.update(params, tx.init(params), params)
+    assert jnp.array_equal(updates["w"], jnp.full(2, 1.5))

@@ -348,6 +348,21 @@ def test_dog_first_step_and_growing_distance() -> None:
     assert state.init_params.dtype == jnp.float64
 
 
+@pytest.mark.parametrize("param_dtype", [None, jnp.float32])
+def test_dog_takes_numpy_params_and_a_state_brought_back_to_the_host(param_dtype) -> None:
+    # The state holds a copy of the initial params, passed through unchanged: it must be
+    # arrays also when the params are NumPy, or the state was fetched (a checkpoint).
+    tx = oc.scale_by_distance_over_gradients(param_dtype=param_dtype)
+    p0 = {"w": np.array([3.0, 4.0], np.float32), "b": np.float32(1.0)}
+    g = {"w": jnp.array([1.0, 0.5], jnp.float32), "b": jnp.float32(0.5)}
+    state = tx.init(p0)
+    expected = tx.update(g, tx.init(jax.tree.map(jnp.asarray, p0)), p0)
+    got = tx.update(g, jax.device_get(state), p0)
+    _close(got[0]["w"], expected[0]["w"])
+    for x in jax.tree.leaves(got[1].init_params):
+        assert isinstance(x, jax.Array)
+
+
 def test_polyak_step_size() -> None:
     tx = oc.scale_by_polyak(max_learning_rate=10.0)
     g = {"a": jnp.array([3.0]), "b": jnp.array([4.0])}

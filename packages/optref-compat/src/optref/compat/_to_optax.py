@@ -10,6 +10,7 @@ import optax
 from jaxtyping import PyTree
 
 from optref.core import GradientTransformation
+from optref.core._inner import follows_protocol
 
 from ._describe import OPTREF_MARKER, is_optax_transformation
 
@@ -44,7 +45,7 @@ def to_optax(tx: Any) -> Any:
 
     if isinstance(tx, FromOptax):
         return tx.transformation
-    if isinstance(tx, GradientTransformation):
+    if follows_protocol(tx):  # a GradientTransformation, or reduce_on_plateau's module
         return _wrap(tx)
     if is_optax_transformation(tx):
         raise TypeError(

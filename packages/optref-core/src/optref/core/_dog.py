@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Inexact, PyTree, jaxtyped
 
@@ -58,9 +59,9 @@ class ScaleByDistanceOverGradients(GradientTransformation):
             return distance.astype(jnp.finfo(p.dtype).dtype), jnp.zeros((1,))
 
         max_dist, sums = tree_map_unzip(leaf, 2, params)
-        return ScaleByDistanceOverGradientsState(
-            max_dist, sums, tree_cast(params, self.param_dtype)
-        )
+        # A copy of the params as arrays, also where they are NumPy arrays.
+        init_params = tree_cast(jax.tree.map(jnp.asarray, params), self.param_dtype)
+        return ScaleByDistanceOverGradientsState(max_dist, sums, init_params)
 
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
@@ -91,7 +92,10 @@ class ScaleByDistanceOverGradients(GradientTransformation):
         new_updates, max_dist, sums = tree_map_unzip(
             step, 3, updates, state.max_dist, state.grad_sum_of_squares, params, state.init_params
         )
-        return new_updates, ScaleByDistanceOverGradientsState(max_dist, sums, state.init_params)
+        # The initial params pass through unchanged: as arrays, also where the state came
+        # back from the host as NumPy (a checkpoint, jax.device_get).
+        init_params = jax.tree.map(jnp.asarray, state.init_params)
+        return new_updates, ScaleByDistanceOverGradientsState(max_dist, sums, init_params)
 
 
 def scale_by_distance_over_gradients(
