@@ -122,7 +122,11 @@ def one_step_errors_together(
         Run(build(case, name), problem, params64, case.step_scale, case.extra_args)
         for name in missing
     ]
-    for name, run in zip(missing, run_trajectories(own, max(steps) + 1), strict=True):
+    # The float64 runs give the inputs of the measured steps: their rounding does not
+    # matter, so they compile fast, except a line search's (its branches follow it).
+    fast = "value_fn" not in case.extra_args
+    trajectories = run_trajectories(own, max(steps) + 1, fast_compile=fast)
+    for name, run in zip(missing, trajectories, strict=True):
         if isinstance(run, Exception):
             raise run
         runs[name] = run

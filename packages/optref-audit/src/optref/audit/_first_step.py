@@ -81,11 +81,15 @@ def derivative_error(actual: Any, expected: Any, update: Any, grads: Any, direct
 
 
 def check_first_step_derivative(
-    case: Case, first_steps: list[tuple[Problem, Any, Any]], backend: str = "cpu"
+    case: Case,
+    first_steps: list[tuple[Problem, Any, Any]],
+    backend: str = "cpu",
+    fast_compile: bool = False,
 ) -> list[Finding]:
     """A finding for each ``(problem, params, grads)`` of ``first_steps`` where Optax's
     $\\partial u_0/\\partial g_0\\,v$ differs from optref's (both libraries on every
-    problem in one compiled program)."""
+    problem in one compiled program, with :data:`~optref.audit._together.FAST_COMPILE`
+    where ``fast_compile``)."""
     calls, directions = [], []
     for problem, params, grads in first_steps:
         rng = np.random.default_rng(0)
@@ -97,7 +101,7 @@ def check_first_step_derivative(
             calls.append(
                 (first_update_jvp, (tx, problem, params, grads, direction, case.extra_args))
             )
-    results = call_together(calls)
+    results = call_together(calls, fast_compile=fast_compile)
     findings = []
     for k, (problem, _, grads) in enumerate(first_steps):
         ours, theirs = results[2 * k], results[2 * k + 1]

@@ -112,8 +112,11 @@ def _extra(run: Run, params: PyTree, grads: PyTree) -> dict[str, Any]:
     return extra
 
 
-def run_trajectories(runs: Sequence[Run], steps: int) -> list[Trajectory | Exception]:
-    """Run every one of ``runs`` for ``steps`` steps, side by side.
+def run_trajectories(
+    runs: Sequence[Run], steps: int, *, fast_compile: bool = False
+) -> list[Trajectory | Exception]:
+    """Run every one of ``runs`` for ``steps`` steps, side by side (compiled with
+    :data:`~optref.audit._together.FAST_COMPILE` where ``fast_compile``).
 
     At each step the updates of all runs are one compiled program
     (:func:`~optref.audit._together.call_together`), the same program at every step; the
@@ -143,9 +146,8 @@ def run_trajectories(runs: Sequence[Run], steps: int) -> list[Trajectory | Excep
             )
         host_params = jax.device_get([params[i] for i in live])
         host_grads = jax.device_get([grads[i] for i in live])
-        for i, result, p, g in zip(
-            live, call_together(calls), host_params, host_grads, strict=True
-        ):
+        results = call_together(calls, fast_compile=fast_compile)
+        for i, result, p, g in zip(live, results, host_params, host_grads, strict=True):
             if isinstance(result, Exception):
                 out[i] = result
                 continue
@@ -186,10 +188,13 @@ def _compiled_value(name: str) -> Any:
     return jax.jit(PROBLEMS[name].loss)
 
 
-def run_forced(forced: Sequence[tuple[Any, Run, Trajectory]]) -> list[Trajectory | Exception]:
+def run_forced(
+    forced: Sequence[tuple[Any, Run, Trajectory]], *, fast_compile: bool = False
+) -> list[Trajectory | Exception]:
     """Run each ``tx`` of ``forced = [(tx, reference, trajectory), ...]`` on the params and
     gradients of ``trajectory`` (a run of ``reference``) instead of its own, all in one
-    compiled program per step (the trajectories have the same length).
+    compiled program per step (the trajectories have the same length; with
+    :data:`~optref.audit._together.FAST_COMPILE` where ``fast_compile``).
 
     Each step gets the same inputs the reference run got, so the libraries are compared
     on identical inputs: rounding differences cannot feed back through the params into
@@ -211,7 +216,7 @@ def run_forced(forced: Sequence[tuple[Any, Run, Trajectory]]) -> list[Trajectory
             value_fn = reference.problem.loss if "value_fn" in reference.extra_args else None
             extra = _extra(reference, params, grads)
             calls.append((update_once, (tx, grads, states[i], params, extra, value_fn)))
-        for i, result in zip(live, call_together(calls), strict=True):
+        for i, result in zip(live, call_together(calls, fast_compile=fast_compile), strict=True):
             if isinstance(result, Exception):
                 out[i] = result
                 continue
