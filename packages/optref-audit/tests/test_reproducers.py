@@ -83,3 +83,13 @@ def test_derivative_reproducer_shows_the_nan_gradient() -> None:
     out = _run(finding.reproducer)
     reverse, forward = re.search(r"reverse (\S+) forward (\S+)", out).groups()
     assert reverse == "nan" and forward != "nan"
+
+
+def test_schedule_reproducer_prints_optax_value() -> None:
+    # A zero-length warmup holds init_value forever in Optax (a recorded deviation).
+    from optref.audit import check_schedule
+
+    with jax.enable_x64(True):
+        findings = check_schedule(_case("schedules.warmup_constant_schedule-no_warmup"))
+    finding = _optax_finding(findings)
+    assert float(_run(finding.reproducer)) == finding.measured["optax"]

@@ -16,6 +16,7 @@ from optref.core.conformance import Case
 from ._cases import build
 from ._check_differentiability import FD_RTOL
 from ._findings import Finding
+from ._reproducer import optax_schedule_reproducer
 from ._versions import applicable_deviation
 
 __all__ = ["check_schedule"]
@@ -50,6 +51,7 @@ def check_schedule(case: Case, backend: str = "cpu") -> list[Finding]:
                     step=step,
                     link=deviation.link if deviation else "",
                     measured={"optref": float(ours[step]), "optax": float(theirs[step])},
+                    reproducer=optax_schedule_reproducer(case, step),
                 )
             )
     for name in case.hyperparameters:

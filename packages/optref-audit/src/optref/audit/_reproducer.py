@@ -17,6 +17,7 @@ __all__ = [
     "optax_low_precision_reproducer",
     "optax_reproducer",
     "optax_robustness_reproducer",
+    "optax_schedule_reproducer",
     "optax_wrapper_reproducer",
 ]
 
@@ -297,3 +298,20 @@ def optax_derivative_reproducer(
         'print("reverse", reverse, "forward", forward, "central difference", central)',
     ]
     return "\n".join(lines)
+
+
+def optax_schedule_reproducer(case: Case, step: int) -> str:
+    """A script, with Optax alone, that prints the value of the case's schedule at
+    ``step`` (an int64 count, as the check evaluates it)."""
+    if case.optax is None:
+        return ""
+    kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
+    args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
+    return "\n".join(
+        [
+            "import jax, jax.numpy as jnp, optax",
+            'jax.config.update("jax_enable_x64", True)',
+            f"schedule = {case.optax}({args})",
+            f"print(schedule(jnp.asarray({step}, jnp.int64)))",
+        ]
+    )
