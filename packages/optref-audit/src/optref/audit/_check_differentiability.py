@@ -224,7 +224,7 @@ def _defaults(dotted: str | None) -> dict[str, Any]:
 
 
 def _hyperparameters(case: Case, library: str) -> dict[str, jax.Array]:
-    kwargs = case.kwargs if library == "optref" or case.optax_kwargs is None else case.optax_kwargs
+    kwargs = case.arguments(library)
     defaults = _defaults(case.optref if library == "optref" else case.optax)
     return {
         name: jnp.asarray(kwargs.get(name, defaults.get(name)), jnp.float64)

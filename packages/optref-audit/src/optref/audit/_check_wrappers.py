@@ -71,9 +71,7 @@ def wrapped_forms(case: Case, library: str) -> dict[str, Callable[[], Any]]:
         dotted = case.optref if library == "optref" else case.optax
         assert dotted is not None, "the Optax side runs only for cases with a counterpart"
         factory = resolve_name(dotted)
-        kwargs = (
-            case.kwargs if library == "optref" or case.optax_kwargs is None else (case.optax_kwargs)
-        )
+        kwargs = case.arguments(library)
         static = static_arguments(factory, kwargs)
         forms["inject_hyperparams(factory)(**kwargs)"] = lambda: inject(
             factory, static_args=static
@@ -170,6 +168,6 @@ def _reproducer(case: Case, library: str, problem: str, dtype: Any, form: str) -
     """The Optax-alone reproducer of a finding about Optax's ``form`` (none for optref's)."""
     if library != "optax" or case.optax is None:
         return ""
-    kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
+    kwargs = case.arguments("optax")
     static = static_arguments(resolve_name(case.optax), kwargs)
     return optax_wrapper_reproducer(case, problem, dtype, form, static)

@@ -40,7 +40,7 @@ def _problem_source(name: str) -> str:
 
 def _preamble(case: Case, problem: str, dtype: jnp.dtype) -> list[str]:
     """The imports, the problem's source, its initial params and the Optax transformation."""
-    kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
+    kwargs = case.arguments("optax")
     args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
     fns = _problems.PROBLEMS[problem]
     return [
@@ -215,7 +215,7 @@ def optax_wrapper_reproducer(
     jitted step each and prints where their updates first differ."""
     if case.optax is None:
         return ""
-    kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
+    kwargs = case.arguments("optax")
     args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
     wrapped = {
         "chain(identity(), tx)": "optax.chain(optax.identity(), opt)",
@@ -259,7 +259,7 @@ def optax_derivative_reproducer(
     central difference."""
     if case.optax is None:
         return ""
-    kwargs = dict(case.kwargs if case.optax_kwargs is None else case.optax_kwargs)
+    kwargs = dict(case.arguments("optax"))
     loss = _problems.PROBLEMS[problem].loss.__name__
     others = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items() if k != target)
     if target == "params":
@@ -305,7 +305,7 @@ def optax_schedule_reproducer(case: Case, step: int) -> str:
     ``step`` (an int64 count, as the check evaluates it)."""
     if case.optax is None:
         return ""
-    kwargs = case.kwargs if case.optax_kwargs is None else case.optax_kwargs
+    kwargs = case.arguments("optax")
     args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
     return "\n".join(
         [

@@ -109,6 +109,13 @@ class Case:
         """The optref package the case belongs to (``core``, ``schedules``, ...)."""
         return self.optref.split(".")[1]
 
+    def arguments(self, library: str) -> Mapping[str, Any]:
+        """The keyword arguments of ``library``'s factory (``"optref"`` or ``"optax"``):
+        ``optax_kwargs`` for Optax where the case gives them, ``kwargs`` otherwise."""
+        if library == "optax" and self.optax_kwargs is not None:
+            return self.optax_kwargs
+        return self.kwargs
+
     def deviation(self, check: str) -> Deviation | None:
         """The recorded deviation for ``check``, if any."""
         for deviation in self.deviations:
@@ -154,7 +161,7 @@ def build(case: Case, library: str = "optref", **overrides: Any) -> Any:
     if library == "optax":
         if case.optax is None:
             raise ValueError(f"{case.name} has no Optax counterpart")
-        kwargs = dict(case.kwargs if case.optax_kwargs is None else case.optax_kwargs)
+        kwargs = dict(case.arguments("optax"))
         factory = resolve_name(case.optax)
     else:
         kwargs = dict(case.kwargs)
