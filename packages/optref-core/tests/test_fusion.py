@@ -4,6 +4,7 @@ members applied one at a time, for every conformance case that fuses."""
 from __future__ import annotations
 
 import functools
+import re
 
 import equinox as eqx
 import jax
@@ -239,3 +240,26 @@ def test_the_lowered_step_grows_by_a_call_per_leaf() -> None:
         return len(jax.jit(tx.update).lower(params, tx.init(params), params).as_text().splitlines())
 
     assert lines(400) - lines(200) <= 3 * 200
+
+
+@pytest.mark.parametrize(
+    "name", ["adabelief", "adam", "adamax", "adamw", "amsgrad", "lamb", "nadam", "nadamw", "yogi"]
+)
+def test_no_elementwise_kernel_of_the_compiled_step_reads_the_step_count(name: str) -> None:
+    """The bias corrections are scalars computed once per step, not again in every leaf's
+    kernel: no kernel of the compiled step that writes a leaf-shaped array takes the int32
+    step count as an operand. A correction that ended in a select of its cases was copied by
+    XLA into every params kernel, with the count and three more scalar operands; one that
+    ends in a division is computed once (:func:`optref.core.bias_correction`)."""
+    params = {f"p{i}": jnp.ones((5,), jnp.float32) for i in range(4)}
+    tx = getattr(oc, name)(1e-3)
+
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return oc.apply_updates(p, u), s
+
+    hlo = jax.jit(step).lower(params, tx.init(params), params).compile().as_text()
+    signatures = re.findall(r"^%\S+ \(([^)]*)\) -> f32\[5\]", hlo, flags=re.MULTILINE)
+    assert len(signatures) >= 3 * len(params), hlo  # the params, mu and nu kernels at least
+    reading_count = [s for s in signatures if "s32[]" in s]
+    assert not reading_count, reading_count
