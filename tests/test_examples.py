@@ -178,3 +178,18 @@ def test_numerics_one_step_errors():
         assert optref <= optax * (1 + 1e-6) + 1e-6, (case, problem, dtype)
         if dtype == "float32":
             assert optref < 2.0, (case, problem)
+
+
+def test_numerics_division_by_a_scalar():
+    """Behind an optimization barrier XLA keeps the division, so every quotient is the
+    correctly rounded one; the counts of the plain form are whatever XLA makes of it."""
+    numerics = load("numerics")
+    with jax.enable_x64(True):
+        rows = numerics.division_by_a_scalar(size=100_000)
+    assert {(dtype, form) for dtype, form, *_ in rows} == {
+        (d, f) for d in ("float32", "float64") for f in ("x / c", "x / barrier(broadcast(c))")
+    }
+    for dtype, form, differ, size in rows:
+        assert size == 100_000 and 0 <= differ <= size
+        if "barrier" in form:
+            assert differ == 0, dtype

@@ -11,6 +11,9 @@
 3. A zero gradient in float16: Adam's update, optref and Optax.
 4. Derivatives at the edge of the domain: a norm at zero, Adam's square root at a zero
    gradient (``eps_root``), RAdam's rectification, and L-BFGS's first step from zero.
+5. Division by a scalar under ``jax.jit``: how many quotients differ from the correctly
+   rounded ones (NumPy's), in float32 and float64, as compiled by XLA and with the divisor
+   broadcast behind ``jax.lax.optimization_barrier``.
 """
 
 from __future__ import annotations
@@ -146,6 +149,28 @@ def derivatives() -> list[tuple[str, np.ndarray, np.ndarray]]:
     ]
 
 
+def division_by_a_scalar(size: int = 1_000_000) -> list[tuple[str, str, int, int]]:
+    """``x / c`` jitted, with ``x`` uniform in [0, 1) and ``c = 0.19``: (dtype, form, elements
+    that differ from NumPy's correctly rounded quotient, elements). The compiled form is
+    what XLA makes of ``divide(x, broadcast(c))``; the barrier form hides the broadcast
+    from XLA's simplifier."""
+    rows = []
+    for dtype in (np.float32, np.float64):
+        x = np.random.default_rng(0).random(size).astype(dtype)
+        c = dtype(0.19)
+        exact = x / c
+        forms = {
+            "x / c": lambda x, c: x / c,
+            "x / barrier(broadcast(c))": lambda x, c: (
+                x / jax.lax.optimization_barrier(jnp.broadcast_to(c, x.shape))
+            ),
+        }
+        for form, f in forms.items():
+            got = np.asarray(jax.jit(f)(jnp.asarray(x), jnp.asarray(c)))
+            rows.append((np.dtype(dtype).name, form, int((got != exact).sum()), size))
+    return rows
+
+
 def _summary(gradient: np.ndarray) -> str:
     nans = int(np.isnan(gradient).sum())
     return (
@@ -178,6 +203,14 @@ def main() -> str:
             "Derivatives at the edge of the domain (float64)",
             ["| derivative | optref | Optax / plain JAX |", "|---|---|---|"]
             + [f"| {w} | {_summary(a)} | {_summary(b)} |" for w, a, b in derivatives()],
+        ),
+        (
+            "Division by a scalar under jax.jit, against the correctly rounded quotient",
+            ["| dtype | jitted | quotients that differ |", "|---|---|---|"]
+            + [
+                f"| {d} | `{f}` | {n} of {size} ({100 * n / size:.3g}%) |"
+                for d, f, n, size in division_by_a_scalar()
+            ],
         ),
     ]
     out = [f"jax {jax.__version__}, optax {optax.__version__}, backend {jax.default_backend()}"]
