@@ -161,12 +161,30 @@ def tree_where(condition: ArrayLike, on_true: PyTree, on_false: PyTree) -> PyTre
     return jax.tree.map(lambda x, y: jnp.where(condition, x, y), on_true, on_false)
 
 
+def _sum_over_leaves(partials: list[Array]) -> Array:
+    """``((p_1 + p_2) + p_3) + ...``, the per-leaf partial sums added in order, as one value
+    that XLA computes once.
+
+    XLA:CPU copies a cheap scalar computation into every kernel that reads it, so a sum
+    over L leaves that L per-leaf kernels read (a step size, a clipping factor, a
+    predicate) would be compiled as L chains of L additions. Dividing the sum by a one that
+    is only known at run time ends the chain in a division, which XLA does not copy. The
+    division by one is exact (infinities, NaNs and signed zeros included); complex sums
+    are left as they are.
+    """
+    total = sum(partials[1:], partials[0])
+    if jnp.iscomplexobj(total):
+        return total
+    one = ((total == total) | (total != total)).astype(total.dtype)
+    return total / one
+
+
 def tree_sum(tree: PyTree) -> Array:
     """The sum of every element of every leaf."""
     leaves = _leaves(tree)
     if not leaves:
         return jnp.zeros([])
-    return sum((jnp.sum(x) for x in leaves[1:]), jnp.sum(leaves[0]))
+    return _sum_over_leaves([jnp.sum(x) for x in leaves])
 
 
 def tree_vdot(a: PyTree, b: PyTree) -> Array:
@@ -195,7 +213,7 @@ def tree_l2_norm(tree: PyTree, squared: bool = False) -> Array:
     leaves = _leaves(tree)
     if not leaves:
         return jnp.zeros([])
-    total = sum((_squared_norm_leaf(x) for x in leaves[1:]), _squared_norm_leaf(leaves[0]))
+    total = _sum_over_leaves([_squared_norm_leaf(x) for x in leaves])
     return total if squared else safe_sqrt(total)
 
 
