@@ -169,11 +169,11 @@ def _sum_over_leaves(partials: list[Array]) -> Array:
     over L leaves that L per-leaf kernels read (a step size, a clipping factor, a
     predicate) would be compiled as L chains of L additions. Dividing the sum by a one that
     is only known at run time ends the chain in a division, which XLA does not copy. The
-    division by one is exact (infinities, NaNs and signed zeros included); complex sums
-    are left as they are.
+    division by one is exact (infinities, NaNs and signed zeros included). A single leaf's
+    sum, which has no chain, and complex sums are left as they are.
     """
     total = sum(partials[1:], partials[0])
-    if jnp.iscomplexobj(total):
+    if len(partials) == 1 or jnp.iscomplexobj(total):
         return total
     one = ((total == total) | (total != total)).astype(total.dtype)
     return total / one
