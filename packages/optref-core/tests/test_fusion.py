@@ -263,3 +263,34 @@ def test_no_elementwise_kernel_of_the_compiled_step_reads_the_step_count(name: s
     assert len(signatures) >= 3 * len(params), hlo  # the params, mu and nu kernels at least
     reading_count = [s for s in signatures if "s32[]" in s]
     assert not reading_count, reading_count
+
+
+def _warmup(count):
+    return 1e-3 * jnp.minimum(1.0, (count + 1) / 100) * jnp.where(count > 50, 0.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: oc.adamw(_warmup),
+        lambda: oc.sgd(_warmup, momentum=0.9),
+        lambda: oc.chain(oc.scale_by_adam(), oc.scale_by_schedule(_warmup)),
+    ],
+    ids=["adamw", "sgd", "scale_by_schedule"],
+)
+def test_a_schedule_is_evaluated_once_per_step_not_in_every_leaf_kernel(make) -> None:
+    """A schedule's value (here a warm-up and a step decay: a minimum and a select of the
+    count) is read by every leaf. XLA copied it into each leaf's kernel, with the count as
+    an operand; it is now computed once (:func:`optref.core.computed_once`), so no kernel
+    that writes a leaf takes the int32 step count."""
+    params = {f"p{i}": jnp.ones((5,), jnp.float32) for i in range(4)}
+    tx = make()
+
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return oc.apply_updates(p, u), s
+
+    hlo = jax.jit(step).lower(params, tx.init(params), params).compile().as_text()
+    signatures = re.findall(r"^%\S+ \(([^)]*)\) -> f32\[5\]", hlo, flags=re.MULTILINE)
+    assert len(signatures) >= 2 * len(params), hlo
+    assert not [s for s in signatures if "s32[]" in s]

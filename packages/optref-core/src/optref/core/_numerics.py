@@ -172,6 +172,27 @@ def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
     return numerator / jnp.where(first | ~positive, 1.0, denominator)
 
 
+def computed_once(x: ArrayLike) -> Array:
+    """``x`` itself, as a value that XLA computes once rather than in every kernel that
+    reads it.
+
+    $$x \\mapsto x / 1$$
+
+    XLA:CPU copies a cheap scalar computation (additions, comparisons, selects) into each
+    kernel that reads its result; a scalar that every leaf reads (a sum over the leaves, a
+    schedule's value) is then compiled once per leaf. Dividing by a one known only at run
+    time ends the computation in a division, which XLA does not copy. The division by one
+    is exact for every value, infinities, NaN and signed zeros included, and its
+    derivative is one. Other than floating ``x`` (complex, integer, bool) is returned as
+    it is.
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    one = ((x == x) | (x != x)).astype(x.dtype)
+    return x / one
+
+
 def safe_increment(count: ArrayLike) -> Array:
     """``count + 1``, saturating at the largest value of ``count``'s integer dtype.
 

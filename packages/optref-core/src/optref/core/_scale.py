@@ -12,7 +12,7 @@ from jaxtyping import Array, Int, PyTree, jaxtyped
 from ._base import EmptyState, check_state
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, resolve
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import safe_increment
+from ._numerics import computed_once, safe_increment
 from ._typecheck import typechecker
 
 __all__ = [
@@ -94,7 +94,7 @@ class ScaleBySchedule(LeafwiseTransformation):
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByScheduleState, params)
-        step_size = self.step_size_fn(state.count)
+        step_size = computed_once(self.step_size_fn(state.count))
         return _scaling(step_size, ScaleByScheduleState(safe_increment(state.count)))
 
 
@@ -128,7 +128,7 @@ class ScaleByLearningRate(LeafwiseTransformation):
         sign = -1 if self.flip_sign else 1
         if self._is_schedule():
             check_state(self, updates, state, ScaleByScheduleState, params)
-            step_size = sign * resolve(self.learning_rate, state.count)
+            step_size = computed_once(sign * resolve(self.learning_rate, state.count))
             return _scaling(step_size, ScaleByScheduleState(safe_increment(state.count)))
         check_state(self, updates, state, EmptyState, params)
         return _scaling(sign * jnp.asarray(self.learning_rate), state)

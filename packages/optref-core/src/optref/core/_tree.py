@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._numerics import bias_correction, compute_dtype, safe_sqrt, scalar_dtype
+from ._numerics import bias_correction, compute_dtype, computed_once, safe_sqrt, scalar_dtype
 
 __all__ = [
     "tree_add",
@@ -162,21 +162,14 @@ def tree_where(condition: ArrayLike, on_true: PyTree, on_false: PyTree) -> PyTre
 
 
 def _sum_over_leaves(partials: list[Array]) -> Array:
-    """``((p_1 + p_2) + p_3) + ...``, the per-leaf partial sums added in order, as one value
-    that XLA computes once.
+    """``((p_1 + p_2) + p_3) + ...``, the per-leaf partial sums added in order.
 
-    XLA:CPU copies a cheap scalar computation into every kernel that reads it, so a sum
-    over L leaves that L per-leaf kernels read (a step size, a clipping factor, a
-    predicate) would be compiled as L chains of L additions. Dividing the sum by a one that
-    is only known at run time ends the chain in a division, which XLA does not copy. The
-    division by one is exact (infinities, NaNs and signed zeros included). A single leaf's
-    sum, which has no chain, and complex sums are left as they are.
+    The chain of additions grows with the number of leaves, and every leaf may read the
+    result (a step size, a predicate), so it is passed through :func:`computed_once`; a
+    single leaf's sum, which has no chain, is left as it is.
     """
     total = sum(partials[1:], partials[0])
-    if len(partials) == 1 or jnp.iscomplexobj(total):
-        return total
-    one = ((total == total) | (total != total)).astype(total.dtype)
-    return total / one
+    return total if len(partials) == 1 else computed_once(total)
 
 
 def tree_sum(tree: PyTree) -> Array:
