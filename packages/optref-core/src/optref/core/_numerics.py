@@ -184,7 +184,8 @@ def computed_once(x: ArrayLike) -> Array:
     time ends the computation in a division, which XLA does not copy. The division by one
     is exact for every value, infinities, NaN and signed zeros included, and its
     derivative is one. Other than floating ``x`` (complex, integer, bool) is returned as
-    it is.
+    it is. Reference: XLA's instruction fusion, which duplicates producers that are not
+    expensive into each of their consumers (``xla/service/instruction_fusion.cc``).
     """
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
