@@ -249,8 +249,8 @@ def test_no_elementwise_kernel_of_the_compiled_step_reads_the_step_count(name: s
     """The bias corrections are scalars computed once per step, not again in every leaf's
     kernel: no kernel of the compiled step that writes a leaf-shaped array takes the int32
     step count as an operand. A correction that ended in a select of its cases was copied by
-    XLA into every params kernel, with the count and three more scalar operands; one that
-    ends in a division is computed once (:func:`optref.core.bias_correction`)."""
+    XLA into every params kernel, with the count and three more scalar operands; passed
+    through :func:`optref.core.computed_once`, it is computed once."""
     params = {f"p{i}": jnp.ones((5,), jnp.float32) for i in range(4)}
     tx = getattr(oc, name)(1e-3)
 

@@ -98,20 +98,18 @@ def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = N
     return jnp.where(above, jnp.linalg.norm(safe_x.ravel(), ord=ord), min_norm)
 
 
-def _expm1_fraction(y: Array) -> tuple[Array, Array]:
-    """``exp(y) - 1`` as a numerator and a denominator: Kahan's ``(u - 1) y`` over
-    ``log(u)``, with ``u = exp(y)``.
+def _expm1(y: Array) -> Array:
+    """``exp(y) - 1`` by Kahan's formula ``(u - 1) y / log(u)`` with ``u = exp(y)``.
 
     The rounding errors of ``u - 1`` and ``log(u)`` cancel in the ratio; for
-    ``y`` in ``[-ln 2, 0)`` the quotient is within 2.2 ulp in float32 and 2 ulp in float64,
-    where XLA's ``expm1`` is off by up to 4 and 3 ulp. Where ``u`` rounds to one, the
-    fraction is ``y / 1``. The caller divides, so that its own cases can share the one
-    division. Higham, *Accuracy and Stability of Numerical Algorithms* (2002), §1.14.1.
+    ``y`` in ``[-ln 2, 0)`` this is within 2.2 ulp in float32 and 2 ulp in float64, where
+    XLA's ``expm1`` is off by up to 4 and 3 ulp. Where ``u`` rounds to one, ``y`` is the
+    answer. Higham, *Accuracy and Stability of Numerical Algorithms* (2002), §1.14.1.
     """
     u = jnp.exp(y)
     rounds_to_one = u == 1
     log_u = jnp.log(jnp.where(rounds_to_one, 2.0, u))
-    return jnp.where(rounds_to_one, y, (u - 1) * y), jnp.where(rounds_to_one, 1.0, log_u)
+    return jnp.where(rounds_to_one, y, (u - 1) * y / log_u)
 
 
 def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
@@ -157,19 +155,13 @@ def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
     )
     y = t * log_decay
     small_power = y <= -jnp.log(jnp.asarray(2.0, dtype))
-    kahan_numerator, kahan_denominator = _expm1_fraction(y)
-    numerator = jnp.where(small_power, 1 - jnp.exp(y), -kahan_numerator)
-    denominator = jnp.where(small_power, 1.0, kahan_denominator)
+    correction = jnp.where(small_power, 1 - jnp.exp(y), -_expm1(y))
     # At the first step the correction is the complement 1 - decay that a moving average's
     # first step weighs the value by, so the two cancel exactly: m_1 / (1 - b) = g_1.
-    first = t == 1
-    numerator = jnp.where(first, 1 - decay, numerator)
-    numerator = jnp.where(positive, numerator, jnp.where(t > 0, 1.0, 0.0).astype(dtype))
-    # Every case is a numerator over a denominator (one where it has none), divided last:
-    # XLA then computes the correction once per step, where a final select of the cases
-    # was copied into every leaf's kernel. x / 1 is exact, so the values are those of the
-    # cases themselves.
-    return numerator / jnp.where(first | ~positive, 1.0, denominator)
+    correction = jnp.where(t == 1, 1 - decay, correction)
+    correction = jnp.where(positive, correction, jnp.where(t > 0, 1.0, 0.0).astype(dtype))
+    # Read by every leaf's kernel: computed once per step, not copied into each of them.
+    return computed_once(correction)
 
 
 def computed_once(x: ArrayLike) -> Array:
