@@ -60,7 +60,8 @@ FUSED_CASES = [
 
 def test_the_aliases_that_fuse_include_the_common_optimizers() -> None:
     names = {case.optref for case in FUSED_CASES}
-    assert {"optref.core.adam", "optref.core.adamw", "optref.core.sgd", "optref.core.lion"} <= names
+    common = {"adam", "adamw", "sgd", "lion", "adafactor", "lamb", "lars", "sign_sgd"}
+    assert {f"optref.core.{name}" for name in common} <= names
 
 
 @eqx.filter_jit
@@ -88,7 +89,14 @@ _SHAPES = {
     "mlp": {"hidden": {"w": (3, 2), "b": (2,)}, "head": {"w": (2, 1), "b": (1,)}},
 }
 # The default session checks the optimizers most used; the slow session every case.
-_FAST = {"core.adamw", "core.sgd-nesterov", "core.lion", "core.adam-schedule"}
+_FAST = {
+    "core.adamw",
+    "core.sgd-nesterov",
+    "core.lion",
+    "core.adam-schedule",
+    "core.adafactor",
+    "core.lamb",
+}
 
 
 @pytest.mark.parametrize(

@@ -63,13 +63,29 @@ def _loss(p: dict) -> jax.Array:
     return jnp.sum(jnp.cos(3 * p["w"]) * p["w"] ** 2) + jnp.sum(p["m"] ** 4 - p["m"])
 
 
+def _loop_params() -> dict:
+    """Params of 1 KiB per tree, above XLA:CPU's limit for compiling a loop whole.
+
+    XLA:CPU compiles a ``while`` loop that accesses fewer bytes than its
+    ``xla_cpu_small_while_loop_byte_threshold`` into one function, whose reductions can
+    round differently from the kernels it otherwise emits; injection adds a few scalars to
+    the loop, so on a tiny model the plain loop can be compiled one way and the injected
+    one the other (docs/wrappers.md). The guarantee is for programs compiled alike.
+    """
+    return {
+        "w": jnp.linspace(-1.0, 1.0, 250, dtype=jnp.float32),
+        "m": jnp.full((2, 3), 0.5, jnp.float32),
+    }
+
+
 def _trajectory_pair(
     plain: oc.GradientTransformation,
     injected: oc.GradientTransformation,
     needs_value: bool,
     steps: int = STEPS,
 ) -> tuple:
-    """Both optimizers along their own trajectories, in one jitted scan."""
+    """Both optimizers along their own trajectories, in one jitted scan, each compiled
+    into a sequence of kernels."""
 
     def run(tx, params):
         def step(carry, _):
@@ -85,7 +101,11 @@ def _trajectory_pair(
     def both(params):
         return run(plain, params), run(injected, params)
 
-    return both(_params())
+    params = _loop_params()
+    compiled = both.lower(params).compile()
+    entry = compiled.as_text().split("\nENTRY ")[1]
+    assert entry.count(" while(") == 2, "a training loop was compiled into one function"
+    return compiled(params)
 
 
 @pytest.mark.filterwarnings("ignore:optimistic_adam is deprecated:DeprecationWarning")

@@ -286,3 +286,45 @@ def test_safe_numerics_have_finite_gradients_at_the_untaken_branch() -> None:
     assert float(jax.grad(oc.safe_sqrt)(0.0)) == 0.0
     assert np.all(np.asarray(jax.grad(lambda x: oc.safe_norm(x))(jnp.zeros(3))) == 0)
     assert np.all(np.isfinite(jax.grad(lambda x: oc.tree_l2_norm({"a": x}))(jnp.zeros(3))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_norms_power_of_two_is_frexps_exponent_read_from_the_bits(dtype) -> None:
+    """The scale of the overflow-safe norms, read from the IEEE bits, is what ``frexp`` and
+    ``ldexp`` give, on every class of float: random bit patterns (normal, subnormal, inf,
+    NaN) and the edges."""
+    from optref.core._numerics import _power_of_two_near
+
+    def by_frexp(largest):
+        usable = (largest > 0) & jnp.isfinite(largest)
+        _, exponent = jnp.frexp(jnp.where(usable, largest, jnp.ones_like(largest)))
+        limit = jnp.finfo(largest.dtype).maxexp * 3 // 4
+        exponent = jnp.clip(exponent, -limit, limit)
+        one = jnp.ones_like(largest)
+        return jnp.ldexp(one, exponent), jnp.ldexp(one, -exponent)
+
+    info = np.finfo(dtype)
+    unsigned = np.dtype(f"uint{info.bits}")
+    bits = np.random.default_rng(0).integers(0, np.iinfo(unsigned).max, 200_000, unsigned)
+    edges = [
+        0,
+        info.smallest_subnormal,
+        info.tiny / 2,
+        info.tiny,
+        0.5,
+        0.75,
+        1,
+        3,
+        info.max,
+        np.inf,
+        np.nan,
+    ]
+    largest = np.abs(np.concatenate([bits.view(dtype), np.array(edges, dtype)]))
+    with jax.enable_x64(dtype == np.float64):
+        ours = jax.jit(jax.vmap(_power_of_two_near))(largest)
+        reference = jax.jit(jax.vmap(by_frexp))(largest)
+        for a, b in zip(ours, reference, strict=True):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(
+                np.asarray(a).view(unsigned), np.asarray(b).view(unsigned)
+            )

@@ -72,7 +72,7 @@ from ._inject import (
     inject_hyperparams,
     inject_stateful_hyperparams,
 )
-from ._leafwise import LeafwiseStep, LeafwiseTransformation, apply_leafwise
+from ._leafwise import LeafwiseStep, LeafwiseTransformation, StatelessLeafwise, apply_leafwise
 from ._lion import ScaleByLion, ScaleByLionState, lion, scale_by_lion
 from ._lookahead import Lookahead, LookaheadParams, LookaheadState, lookahead
 from ._mask_tree import broadcast_mask, broadcast_prefix, is_tree_function
@@ -271,6 +271,7 @@ __all__ = [
     "ShouldSkipUpdateFunction",
     "StateMismatchError",
     "Stateless",
+    "StatelessLeafwise",
     "StatelessWithTreeMap",
     "Trace",
     "TraceState",

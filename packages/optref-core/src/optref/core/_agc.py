@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PyTree
+from jaxtyping import Array
 
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import StatelessLeafwise
 from ._numerics import abs_sq, compute_dtype, safe_sqrt
-from ._stateless import _StatelessBase
 
 __all__ = ["AdaptiveGradClip", "adaptive_grad_clip", "unitwise_norm"]
 
@@ -55,37 +56,29 @@ def unitwise_norm(x: Array, axis: int | tuple[int, ...] | None = None) -> Array:
     return jnp.broadcast_to(safe_sqrt(total), x.shape)
 
 
-class AdaptiveGradClip(_StatelessBase):
+class AdaptiveGradClip(StatelessLeafwise):
     """Clip each unit's update to ``clipping * max(‖p‖_unit, eps)``."""
 
     clipping: Array = eqx.field(converter=as_scalar_hyperparameter)
     eps: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
     axis: int | tuple[int, ...] | None = eqx.field(static=True, default=None)
     scalar_hyperparameters = ("clipping", "eps")
+    params_needed_for = "the clip is relative to their norm"
 
     def __check_init__(self) -> None:
         check_range(self, "clipping", self.clipping, 0.0, low_inclusive=False)
         check_range(self, "eps", self.eps, 0.0)
 
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        if params is None:
-            raise ValueError(
-                "adaptive_grad_clip: update needs params (the clip is relative to their "
-                "norm); call update(updates, state, params)."
-            )
-        clipping, eps, axis = self.clipping, self.eps, self.axis
-
-        def clip_leaf(g: Array, p: Array) -> Array:
-            work = compute_dtype(jnp.result_type(g.dtype, p.dtype))
-            g_norm = unitwise_norm(g, axis).astype(jnp.finfo(work).dtype)
-            p_norm = unitwise_norm(p, axis).astype(g_norm.dtype)
-            max_norm = clipping.astype(g_norm.dtype) * jnp.maximum(p_norm, eps.astype(g_norm.dtype))
-            floor = jnp.asarray(_DIVISION_FLOOR, g_norm.dtype)
-            factor = max_norm / jnp.maximum(g_norm, floor)
-            g_w = g.astype(work)
-            return jnp.where(g_norm < max_norm, g_w, g_w * factor).astype(g.dtype)
-
-        return jax.tree.map(clip_leaf, updates, params)
+    def leaf(self, update: Array, param: Array, *constants: Any) -> Array:
+        work = compute_dtype(jnp.result_type(update.dtype, param.dtype))
+        g_norm = unitwise_norm(update, self.axis).astype(jnp.finfo(work).dtype)
+        p_norm = unitwise_norm(param, self.axis).astype(g_norm.dtype)
+        eps = self.eps.astype(g_norm.dtype)
+        max_norm = self.clipping.astype(g_norm.dtype) * jnp.maximum(p_norm, eps)
+        floor = jnp.asarray(_DIVISION_FLOOR, g_norm.dtype)
+        factor = max_norm / jnp.maximum(g_norm, floor)
+        g_w = update.astype(work)
+        return jnp.where(g_norm < max_norm, g_w, g_w * factor).astype(update.dtype)
 
 
 def adaptive_grad_clip(

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PyTree
+from jaxtyping import Array
 
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import StatelessLeafwise
 from ._numerics import compute_dtype, safe_rms
-from ._stateless import _StatelessBase
 
 __all__ = ["ClipByBlockRms", "clip_by_block_rms"]
 
 
-class ClipByBlockRms(_StatelessBase):
+class ClipByBlockRms(StatelessLeafwise):
     """Rescale each leaf whose RMS exceeds ``threshold`` down to it."""
 
     threshold: Array = eqx.field(converter=as_scalar_hyperparameter)
@@ -23,16 +24,11 @@ class ClipByBlockRms(_StatelessBase):
     def __check_init__(self) -> None:
         check_range(self, "threshold", self.threshold, 0.0, low_inclusive=False)
 
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        threshold = self.threshold
-
-        def clip_leaf(u: Array) -> Array:
-            work = compute_dtype(u.dtype)
-            rms = safe_rms(u)
-            denominator = jnp.maximum(1, rms / threshold.astype(rms.dtype))
-            return (u.astype(work) / denominator.astype(work)).astype(u.dtype)
-
-        return jax.tree.map(clip_leaf, updates)
+    def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
+        work = compute_dtype(update.dtype)
+        rms = safe_rms(update)
+        denominator = jnp.maximum(1, rms / self.threshold.astype(rms.dtype))
+        return (update.astype(work) / denominator.astype(work)).astype(update.dtype)
 
 
 def clip_by_block_rms(threshold: float | Array) -> ClipByBlockRms:

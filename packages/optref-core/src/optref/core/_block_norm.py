@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import equinox as eqx
-import jax
-from jaxtyping import Array, PyTree
+from jaxtyping import Array
 
-from ._hyperparameters import as_scalar_hyperparameter, check_range, transformation_name
+from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import StatelessLeafwise
 from ._numerics import compute_dtype, safe_l2_norm, safe_rms
-from ._stateless import _StatelessBase
 
 __all__ = [
     "ScaleByParamBlockNorm",
@@ -21,30 +21,23 @@ __all__ = [
 ]
 
 
-class ScaleByPerLeafFactor(_StatelessBase):
+class ScaleByPerLeafFactor(StatelessLeafwise):
     """Multiply each leaf of the updates by a scalar computed from that leaf and its param.
 
     Subclasses define ``_factor(update, param)``. ``update`` needs the params; the product
     is computed in :func:`~optref.core.compute_dtype` of the update and cast back.
     """
 
+    params_needed_for = "the blocks' norms"
+
     @abc.abstractmethod
     def _factor(self, update: Array, param: Array) -> Array:
         """The scalar that multiplies ``update``."""
 
-    def _scale_leaf(self, update: Array, param: Array) -> Array:
+    def leaf(self, update: Array, param: Array, *constants: Any) -> Array:
         work = compute_dtype(update.dtype)
         factor = self._factor(update, param)
         return (update.astype(work) * factor.astype(work)).astype(update.dtype)
-
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        if params is None:
-            name = transformation_name(self)
-            raise ValueError(
-                f"{name}: update needs params (the blocks' norms); call "
-                "update(updates, state, params)."
-            )
-        return jax.tree.map(self._scale_leaf, updates, params)
 
 
 class ScaleByParamBlockNorm(ScaleByPerLeafFactor):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-from jaxtyping import Array, PyTree
+from typing import Any
 
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from ._leafwise import StatelessLeafwise
 from ._numerics import compute_dtype
-from ._stateless import _StatelessBase
 
 __all__ = ["Centralize", "centralize"]
 
@@ -20,11 +21,11 @@ def _subtract_mean(u: Array) -> Array:
     return (u_w - jnp.mean(u_w, axis=tuple(range(1, u.ndim)), keepdims=True)).astype(u.dtype)
 
 
-class Centralize(_StatelessBase):
+class Centralize(StatelessLeafwise):
     """Subtract from each leaf of rank two or more its mean over all axes but the first."""
 
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        return jax.tree.map(_subtract_mean, updates)
+    def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
+        return _subtract_mean(update)
 
 
 def centralize() -> Centralize:

@@ -16,6 +16,7 @@ from ._block_norm import scale_by_param_block_rms
 from ._chain import Chain, chain
 from ._ema import ema
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_increment, safe_sqrt
 from ._scale import scale, scale_by_learning_rate
 from ._tree import tree_map_unzip, tree_zeros_like, zeros_reduced_like
@@ -86,7 +87,7 @@ class FactoredState(eqx.Module):
     v: PyTree[Inexact[Array, "..."], " P"]  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByFactoredRms(GradientTransformation):
+class ScaleByFactoredRms(LeafwiseTransformation):
     """Adafactor's scaling by a factored second moment."""
 
     factored: bool = eqx.field(static=True, default=True)
@@ -124,18 +125,19 @@ class ScaleByFactoredRms(GradientTransformation):
         v_row, v_col, v = tree_map_unzip(leaf, 3, params)
         return FactoredState(jnp.zeros([], jnp.int32), v_row, v_col, v)
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, FactoredState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, FactoredState, params)
         decay = jnp.asarray(
             self.decay_rate_fn(state.count - jnp.asarray(self.step_offset), self.decay_rate)
         )
         eps = self.epsilon
 
-        def step(
-            g: Array, v_row: Array, v_col: Array, v: Array
-        ) -> tuple[Array, Array, Array, Array]:
+        def leaf(
+            g: Array, p: Any, moments: tuple[Array, Array, Array], constants: tuple
+        ) -> tuple[Array, tuple[Array, Array, Array]]:
+            v_row, v_col, v = moments
             work = compute_dtype(jnp.result_type(g.dtype, v.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -146,7 +148,7 @@ class ScaleByFactoredRms(GradientTransformation):
             if dims is None:
                 new_v = d * jnp.real(v.astype(work)) + (1 - d) * squares
                 scaled = g_w * _rsqrt_or_zero(new_v)
-                return scaled.astype(g.dtype), placeholder, placeholder, new_v.astype(v.dtype)
+                return scaled.astype(g.dtype), (placeholder, placeholder, new_v.astype(v.dtype))
             second, first = dims
             new_row = d * jnp.real(v_row.astype(work)) + (1 - d) * jnp.mean(squares, axis=first)
             new_col = d * jnp.real(v_col.astype(work)) + (1 - d) * jnp.mean(squares, axis=second)
@@ -161,17 +163,15 @@ class ScaleByFactoredRms(GradientTransformation):
                 * jnp.expand_dims(row_factor, axis=first)
                 * jnp.expand_dims(col_factor, axis=second)
             )
-            return (
-                scaled.astype(g.dtype),
-                new_row.astype(v_row.dtype),
-                new_col.astype(v_col.dtype),
-                placeholder,
-            )
+            new_moments = (new_row.astype(v_row.dtype), new_col.astype(v_col.dtype), placeholder)
+            return scaled.astype(g.dtype), new_moments
 
-        new_updates, v_row, v_col, v = tree_map_unzip(
-            step, 4, updates, state.v_row, state.v_col, state.v
+        count = safe_increment(state.count)
+        return LeafwiseStep(
+            leaf,
+            lambda new: FactoredState(count, *new),
+            moments=(state.v_row, state.v_col, state.v),
         )
-        return new_updates, FactoredState(safe_increment(state.count), v_row, v_col, v)
 
 
 def scale_by_factored_rms(

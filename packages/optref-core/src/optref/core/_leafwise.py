@@ -33,10 +33,11 @@ import jax.numpy as jnp
 from jax.core import Tracer
 from jaxtyping import Array, PyTree
 
-from ._base import GradientTransformation
+from ._base import EmptyState, GradientTransformation, check_state
+from ._hyperparameters import transformation_name
 from ._tree_check import check_tree_fits
 
-__all__ = ["LeafwiseStep", "LeafwiseTransformation", "apply_leafwise"]
+__all__ = ["LeafwiseStep", "LeafwiseTransformation", "StatelessLeafwise", "apply_leafwise"]
 
 #: ``leaf(g, p, moments, constants) -> (u, new_moments)`` on one leaf: the update leaf
 #: ``g``, the params leaf ``p`` (``None`` without params), a tuple with that leaf of each
@@ -93,6 +94,49 @@ class LeafwiseTransformation(GradientTransformation):
         step = self.leafwise(updates, state, params, **extra)
         new_updates, (new_state,) = apply_leafwise((step,), updates, params)
         return new_updates, new_state
+
+
+class StatelessLeafwise(LeafwiseTransformation):
+    """A transformation without state that maps each leaf of the updates on its own.
+
+    Subclasses implement :meth:`leaf`, ``leaf(update, param, *constants) -> new update``
+    (``param`` is ``None`` without params), which may reduce over its own leaf (a block
+    norm) but sees no other; ``constants`` are the leaves of the trees that
+    :meth:`constants` returns (a mask). A subclass that sets ``params_needed_for`` (what
+    the params are for) refuses an update without params. Being leafwise, it joins the
+    fused pass of the members around it in :func:`optref.core.chain`.
+    """
+
+    params_needed_for: ClassVar[str | None] = None
+
+    def init(self, params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    @abc.abstractmethod
+    def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
+        """The new update leaf from one leaf of the updates, of the params and of each
+        tree of :meth:`constants`."""
+
+    def constants(self, updates: PyTree) -> tuple[PyTree, ...]:
+        """Trees with the structure of ``updates`` whose leaves :meth:`leaf` reads; none."""
+        del updates
+        return ()
+
+    def leafwise(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> LeafwiseStep:
+        check_state(self, updates, state, EmptyState, params)
+        if params is None and self.params_needed_for is not None:
+            raise ValueError(
+                f"{transformation_name(self)}: update needs params ({self.params_needed_for}); "
+                "call update(updates, state, params)."
+            )
+
+        def leaf(g: Array, p: Any, moments: tuple, constants: tuple) -> tuple[Array, tuple]:
+            return self.leaf(g, p, *constants), ()
+
+        return LeafwiseStep(leaf, lambda new: state, constants=self.constants(updates))
 
 
 def _leaves_like(treedef: Any, tree: PyTree, updates: PyTree, name: str) -> list[Any]:

@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
-import jax
+from typing import Any
+
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._base import EmptyState
+from ._leafwise import LeafwiseStep, StatelessLeafwise
 from ._numerics import compute_dtype
-from ._stateless import _StatelessBase
 from ._tree_check import check_real
 
 __all__ = ["KeepParamsNonnegative", "keep_params_nonnegative"]
 
 
-class KeepParamsNonnegative(_StatelessBase):
+class KeepParamsNonnegative(StatelessLeafwise):
     """Replace ``u`` by ``-p`` wherever ``p + u < 0``."""
+
+    params_needed_for = "the updates are cut where params + updates < 0"
 
     def init(self, params: PyTree) -> EmptyState:
         check_real(params, where="keep_params_nonnegative")
         return super().init(params)
 
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        if params is None:
-            raise ValueError(
-                "keep_params_nonnegative: update needs params (the updates are cut where "
-                "params + updates < 0); call update(updates, state, params)."
-            )
+    def leafwise(
+        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
+    ) -> LeafwiseStep:
+        step = super().leafwise(updates, state, params, **extra)
         check_real(params, where="keep_params_nonnegative")
+        return step
 
-        def leaf(u: Array, p: Array) -> Array:
-            work = compute_dtype(jnp.result_type(u.dtype, p.dtype))
-            u_w, p_w = u.astype(work), p.astype(work)
-            # The sum is formed in the compute dtype, so a float16 step that would round
-            # the new parameter to a negative value is caught too.
-            return jnp.where(p_w + u_w < 0, -p_w, u_w).astype(u.dtype)
-
-        return jax.tree.map(leaf, updates, params)
+    def leaf(self, update: Array, param: Array, *constants: Any) -> Array:
+        work = compute_dtype(jnp.result_type(update.dtype, param.dtype))
+        u_w, p_w = update.astype(work), param.astype(work)
+        # The sum is formed in the compute dtype, so a float16 step that would round
+        # the new parameter to a negative value is caught too.
+        return jnp.where(p_w + u_w < 0, -p_w, u_w).astype(update.dtype)
 
 
 def keep_params_nonnegative() -> KeepParamsNonnegative:

@@ -276,6 +276,32 @@ def adaptive_ratio(
     return safe_div(numerator, denominator.astype(numerator.dtype))
 
 
+def _power_of_two_near(largest: Array) -> tuple[Array, Array]:
+    """``(2**e, 2**-e)`` with ``e`` the exponent :func:`jax.numpy.frexp` gives ``largest``.
+
+    ``largest`` is a non-negative float32 or float64 scalar; ``e`` is taken as 1 where it
+    is zero, infinite or NaN, and is clipped to three quarters of the dtype's exponent
+    range, so that both powers are normal numbers. Read from and written to the IEEE 754
+    bits directly: for a normal ``largest`` its biased exponent field minus ``bias - 1``
+    is frexp's exponent, and a subnormal one (field zero, frexp's exponent at most
+    ``1 - bias``) is clipped to the same bound either way. The same values as ``frexp``
+    and ``ldexp``, in a third of the operations: this is compiled once for every leaf of
+    every block-norm transformation.
+    """
+    info = jnp.finfo(largest.dtype)
+    bits = jnp.dtype(f"int{info.bits}")
+    bias = info.maxexp - 1
+    usable = (largest > 0) & jnp.isfinite(largest)
+    field = jax.lax.bitcast_convert_type(largest, bits) >> info.nmant
+    limit = info.maxexp * 3 // 4
+    exponent = jnp.clip(jnp.where(usable, field - (bias - 1), 1), -limit, limit)
+
+    def power(e: Array) -> Array:
+        return jax.lax.bitcast_convert_type((e + bias).astype(bits) << info.nmant, largest.dtype)
+
+    return power(exponent), power(-exponent)
+
+
 def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
     """``(s, |x / s|**2)`` with ``s`` a power of two near ``max |x|``, in the compute dtype.
 
@@ -293,12 +319,7 @@ def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
         largest = jax.lax.stop_gradient(jnp.max(magnitude))
     else:
         largest = jnp.zeros([], magnitude.dtype)
-    usable = (largest > 0) & jnp.isfinite(largest)
-    _, exponent = jnp.frexp(jnp.where(usable, largest, jnp.ones_like(largest)))
-    limit = jnp.finfo(magnitude.dtype).maxexp * 3 // 4
-    exponent = jnp.clip(exponent, -limit, limit)
-    one = jnp.ones_like(largest)
-    scale, inverse = jnp.ldexp(one, exponent), jnp.ldexp(one, -exponent)
+    scale, inverse = _power_of_two_near(largest)
     y = x * inverse.astype(x.dtype)
     squares = jnp.real(y) ** 2 + jnp.imag(y) ** 2 if jnp.iscomplexobj(y) else y**2
     return scale, squares

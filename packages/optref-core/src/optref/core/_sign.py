@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PyTree
+from jaxtyping import Array
 
 from ._chain import Chain, chain
 from ._ema import ema
 from ._hyperparameters import ScalarOrSchedule
+from ._leafwise import StatelessLeafwise
 from ._scale import scale_by_learning_rate
-from ._stateless import _StatelessBase
 
 __all__ = ["ScaleBySign", "scale_by_sign", "sign_sgd", "signum"]
 
 
-class ScaleBySign(_StatelessBase):
+class ScaleBySign(StatelessLeafwise):
     """Replace each element of the updates by its sign."""
 
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        return jax.tree.map(jnp.sign, updates)
+    def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
+        return jnp.sign(update)
 
 
 def scale_by_sign() -> ScaleBySign:

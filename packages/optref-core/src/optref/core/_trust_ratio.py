@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
@@ -56,17 +55,19 @@ class ScaleByTrustRatio(ScaleByPerLeafFactor):
         zero_norm = (param_norm == 0) | (update_norm == 0)
         return jnp.where(zero_norm, jnp.ones_like(ratio), ratio)
 
-    def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
-        scaled = super()._apply(updates, params)
+    def constants(self, updates: PyTree) -> tuple[PyTree, ...]:
         if self.mask is None:
+            return ()
+        return (broadcast_mask(self.mask, updates, where="lars", argument="trust_ratio_mask"),)
+
+    def leaf(self, update: Array, param: Array, *constants: Any) -> Array:
+        scaled = super().leaf(update, param)
+        if not constants:
             return scaled
-        mask = broadcast_mask(self.mask, updates, where="lars", argument="trust_ratio_mask")
-        return jax.tree.map(
-            lambda m, s, u: (s if m else u) if isinstance(m, bool) else jnp.where(m, s, u),
-            mask,
-            scaled,
-            updates,
-        )
+        (mask,) = constants
+        if isinstance(mask, bool):
+            return scaled if mask else update
+        return jnp.where(mask, scaled, update)
 
 
 def scale_by_trust_ratio(
