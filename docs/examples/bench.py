@@ -179,7 +179,7 @@ OPTIMIZERS = {
     "adamw": Optimizer(lambda: oc.adamw(1e-3), lambda: optax.adamw(1e-3)),
     "sgd(momentum)": Optimizer(lambda: oc.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
     "lion": Optimizer(lambda: oc.lion(1e-4), lambda: optax.lion(1e-4)),
-    "adafactor": Optimizer(lambda: oc.adafactor(1e-3), lambda: optax.adafactor(1e-3), fuses=False),
+    "adafactor": Optimizer(lambda: oc.adafactor(1e-3), lambda: optax.adafactor(1e-3)),
     # A zoom line search per step: seconds a step on 10M params, minutes to compile for
     # a thousand leaves, so it runs on the models with at most 100 leaves.
     "lbfgs": Optimizer(
