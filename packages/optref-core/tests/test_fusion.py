@@ -302,3 +302,40 @@ def test_a_schedule_is_evaluated_once_per_step_not_in_every_leaf_kernel(make) ->
     signatures = re.findall(r"^%\S+ \(([^)]*)\) -> f32\[5\]", hlo, flags=re.MULTILINE)
     assert len(signatures) >= 2 * len(params), hlo
     assert not [s for s in signatures if "s32[]" in s]
+
+
+class _ScaleByParamSign(oc.StatelessLeafwise):
+    """A user's per-leaf transformation: ``u * sign(p)``, where the mask holds."""
+
+    mask: object = None
+    params_needed_for = "their signs"
+
+    def constants(self, updates):
+        return () if self.mask is None else (self.mask,)
+
+    def leaf(self, update, param, *constants):
+        scaled = update * jnp.sign(param)
+        return jnp.where(constants[0], scaled, update) if constants else scaled
+
+
+def test_a_users_stateless_leafwise_transformation_fuses_with_the_same_bits() -> None:
+    params = _draw(jax.random.PRNGKey(0), _SHAPES["mlp"])
+    grads = _draw(jax.random.PRNGKey(1), _SHAPES["mlp"])
+    mask = jax.tree.map(lambda x: x.ndim == 2, params)
+    for member in (_ScaleByParamSign(), _ScaleByParamSign(mask)):
+        fused = oc.chain(oc.scale_by_adam(), member, oc.scale(-0.1))
+        assert _longest_run(fused) == 3
+        results = [_step(tx, params, tx.init(params), grads) for tx in (fused, _unfused(fused))]
+        assert _bits(results[0]) == _bits(results[1])
+        _, updates, _ = results[0]
+        adam, _ = oc.scale_by_adam().update(grads, oc.scale_by_adam().init(params))
+        expected = jax.tree.map(
+            lambda a, p, m: -0.1 * (a * jnp.sign(p) if m or member.mask is None else a),
+            adam,
+            params,
+            mask,
+        )
+        for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match="_scale_by_param_sign: update needs params"):
+        _ScaleByParamSign().update(grads, oc.EmptyState())

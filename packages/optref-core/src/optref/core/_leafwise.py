@@ -99,12 +99,15 @@ class LeafwiseTransformation(GradientTransformation):
 class StatelessLeafwise(LeafwiseTransformation):
     """A transformation without state that maps each leaf of the updates on its own.
 
-    Subclasses implement :meth:`leaf`, ``leaf(update, param, *constants) -> new update``
-    (``param`` is ``None`` without params), which may reduce over its own leaf (a block
-    norm) but sees no other; ``constants`` are the leaves of the trees that
-    :meth:`constants` returns (a mask). A subclass that sets ``params_needed_for`` (what
-    the params are for) refuses an update without params. Being leafwise, it joins the
-    fused pass of the members around it in :func:`optref.core.chain`.
+    $$u_\\ell \\mapsto f(u_\\ell, p_\\ell, c_\\ell), \\qquad \\ell = 1, \\ldots, L$$
+
+    with $f$ the subclass's :meth:`leaf`, ``leaf(update, param, *constants) -> new update``,
+    $p_\\ell$ the params leaf (``None`` without params) and $c_\\ell$ the leaves of the
+    trees that :meth:`constants` returns (a mask). ``leaf`` may reduce over its own leaf (a
+    block norm) but sees no other. A subclass that sets ``params_needed_for`` (what the
+    params are for) refuses an update without params. Being leafwise, it joins the fused
+    pass of the members around it in :func:`optref.core.chain`. Optax writes such
+    transformations as stateless gradient transformations (``optax.clip_by_block_rms``).
     """
 
     params_needed_for: ClassVar[str | None] = None
