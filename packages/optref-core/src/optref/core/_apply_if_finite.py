@@ -13,7 +13,7 @@ from ._apply_every import as_step_count
 from ._base import GradientTransformation, check_state
 from ._hyperparameters import check_range
 from ._inner import check_inner, inner_update_if
-from ._numerics import safe_increment
+from ._numerics import computed_once, safe_increment
 from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 
@@ -24,11 +24,15 @@ def tree_all_finite(tree: PyTree) -> Array:
     """Whether every element of every leaf is finite (neither NaN nor ±inf).
 
     $$\\bigwedge_{\\ell, i} \\operatorname{isfinite}(x_{\\ell, i})$$
+
+    Over more than one leaf, the result goes through :func:`computed_once`, so that XLA
+    does not compile the conjunction of the leaves into every leaf's kernel that reads it.
     """
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.asarray(True)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    finite = [jnp.all(jnp.isfinite(x)) for x in leaves]
+    return finite[0] if len(finite) == 1 else computed_once(jnp.all(jnp.stack(finite)))
 
 
 @jaxtyped(typechecker=typechecker)

@@ -175,11 +175,14 @@ def computed_once(x: ArrayLike) -> Array:
     schedule's value) is then compiled once per leaf. Dividing by a one known only at run
     time ends the computation in a division, which XLA does not copy. The division by one
     is exact for every value, infinities, NaN and signed zeros included, and its
-    derivative is one. Other than floating ``x`` (complex, integer, bool) is returned as
-    it is. Reference: XLA's instruction fusion, which duplicates producers that are not
-    expensive into each of their consumers (``xla/service/instruction_fusion.cc``).
+    derivative is one. A bool (an "all finite" over the leaves) goes through the same
+    division as a float32 zero or one and is compared back. Complex and integer ``x`` are
+    returned as they are. Reference: XLA's instruction fusion, which duplicates producers
+    that are not expensive into each of their consumers (``xla/service/instruction_fusion.cc``).
     """
     x = jnp.asarray(x)
+    if x.dtype == jnp.bool_:
+        return computed_once(x.astype(jnp.float32)) != 0
     if not jnp.issubdtype(x.dtype, jnp.floating):
         return x
     one = ((x == x) | (x != x)).astype(x.dtype)
