@@ -296,6 +296,8 @@ def bench_pair(
                 timings[name].compile_s.append(cpu)
                 timings[name].compile_wall_s.append(wall)
                 timings[name].staging_s.append(staging)
+                # Progress, for the long compiles (L-BFGS on many leaves).
+                print(f"  {name}: compiled in {cpu:.2f} s of CPU", flush=True)
                 if repeat == 0:
                     timings[name].peak_bytes, timings[name].traffic_bytes = _memory(compiled)
                     timings[name].kernels = _kernels(compiled)
