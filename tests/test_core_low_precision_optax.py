@@ -23,7 +23,7 @@ jax.config.update("jax_enable_x64", True)
 CASES = {case.name: case for case in load_cases(packages=["core"])}
 ADAM_FAMILY = ("adam", "adamw", "nadam", "nadamw", "amsgrad", "adabelief", "radam", "yogi")
 ADAM_FAMILY += ("adamax", "adamaxw", "adan", "lamb")
-#: Few epsilons of the update's scale (the largest measured: LAMB's, 3.06 at step 392).
+#: Few epsilons of the update's scale (the largest measured: LAMB's, 3.83 at step 390).
 FEW_EPS = 4.0
 STEPS = tuple(range(1, 1001))
 #: How far the same math lands from one order of operations to another (measured): where
@@ -47,13 +47,19 @@ def test_no_alias_gives_nan_or_inf_in_half_precision(alias: str) -> None:
 @pytest.mark.parametrize("alias", ADAM_FAMILY)
 def test_adam_family_float32_one_step_error_at_every_step(alias: str) -> None:
     case = CASES[f"core.{alias}"]
+    # Both libraries step from the same inputs, those of optref's float64 run (the states
+    # of this family have one layout). From each library's own float64 run, the worst of
+    # the 1000 steps compared two runs as much as two implementations: at LAMB's worst
+    # step (390) the two give the same 3.83 eps from optref's inputs, and from their own
+    # 3.83 against Optax's 3.27, or 3.38 against 3.75 before the float64 runs were compiled
+    # without backend optimisations.
     runs: dict = {}
-    errors = {
-        library: np.array(
+    errors = {}
+    for library in ("optref", "optax"):
+        errors[library] = np.array(
             list(one_step_errors(case, library, jnp.float32, "mlp", STEPS, runs).values())
         )
-        for library in ("optref", "optax")
-    }
+        runs.setdefault("optax", runs["optref"])
     for library, error in errors.items():
         worst = int(np.argmax(error))
         print(
@@ -63,9 +69,9 @@ def test_adam_family_float32_one_step_error_at_every_step(alias: str) -> None:
     ours, theirs = errors["optref"], errors["optax"]
     assert np.max(ours) <= FEW_EPS
     # No worse than Optax: in the worst step and on average over the steps, to within the
-    # metric's noise. Step by step the two differ by rounding where a per-leaf scalar
-    # (LAMB's trust ratio) or a cancelling sum (NAdam's) rounds to either side: optref's
-    # LAMB is better by over 0.5 eps at 43 steps of 1000, worse at 34.
+    # metric's noise. From the same inputs most steps have the same error (LAMB: 941 of
+    # 1000, Adam: 767); they differ by rounding where a cancelling sum rounds to either
+    # side: optref's NAdam is worse by over 0.5 eps at 15 steps, better at 5.
     assert np.max(ours) <= np.max(theirs) + NOISE["max"]
     assert np.mean(ours) <= np.mean(theirs) + NOISE["mean"]
 

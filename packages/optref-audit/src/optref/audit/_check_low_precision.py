@@ -117,7 +117,7 @@ def one_step_errors_together(
     problem = PROBLEMS[problem_name]
     runs = {} if runs is None else runs
     params64 = problem.init(jnp.float64)
-    missing = sorted({library for library, _ in pairs} | {"optref"} - set(runs))
+    missing = sorted(({library for library, _ in pairs} | {"optref"}) - set(runs))
     own = [
         Run(build(case, name), problem, params64, case.step_scale, case.extra_args)
         for name in missing
