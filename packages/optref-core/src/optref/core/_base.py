@@ -35,6 +35,7 @@ __all__ = [
     "StateMismatchError",
     "check_state",
     "params_like",
+    "require_params",
 ]
 
 
@@ -165,6 +166,16 @@ def params_like(*, follows_dtype: bool = True) -> Any:
     ``follows_dtype``, that its dtypes are the params' dtypes).
     """
     return eqx.field(metadata={"params_like": True, "follows_dtype": follows_dtype})
+
+
+def require_params(transformation: object, params: PyTree | None, purpose: str) -> None:
+    """Raise a :class:`ValueError` naming ``transformation`` if ``params`` is ``None``;
+    ``purpose`` says what its update needs them for."""
+    if params is None:
+        raise ValueError(
+            f"{transformation_name(transformation)}: update needs params ({purpose}); "
+            "call update(updates, state, params)."
+        )
 
 
 def check_state(

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Inexact, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import GradientTransformation, check_state, params_like, require_params
 from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_sqrt
 from ._tree import tree_cast, tree_map_unzip
@@ -67,11 +67,7 @@ class ScaleByDistanceOverGradients(GradientTransformation):
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, ScaleByDistanceOverGradientsState]:
         check_state(self, updates, state, ScaleByDistanceOverGradientsState)
-        if params is None:
-            raise ValueError(
-                "scale_by_distance_over_gradients: update needs params (the step size is "
-                "their distance from the initial params); call update(updates, state, params)."
-            )
+        require_params(self, params, "the step size is their distance from the initial params")
         eps, global_scale = self.eps, self.global_scale
 
         def step(

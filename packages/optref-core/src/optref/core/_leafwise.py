@@ -33,8 +33,7 @@ import jax.numpy as jnp
 from jax.core import Tracer
 from jaxtyping import Array, PyTree
 
-from ._base import EmptyState, GradientTransformation, check_state
-from ._hyperparameters import transformation_name
+from ._base import EmptyState, GradientTransformation, check_state, require_params
 from ._tree_check import check_tree_fits
 
 __all__ = ["LeafwiseStep", "LeafwiseTransformation", "StatelessLeafwise", "apply_leafwise"]
@@ -130,11 +129,8 @@ class StatelessLeafwise(LeafwiseTransformation):
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> LeafwiseStep:
         check_state(self, updates, state, EmptyState, params)
-        if params is None and self.params_needed_for is not None:
-            raise ValueError(
-                f"{transformation_name(self)}: update needs params ({self.params_needed_for}); "
-                "call update(updates, state, params)."
-            )
+        if self.params_needed_for is not None:
+            require_params(self, params, self.params_needed_for)
 
         def leaf(g: Array, p: Any, moments: tuple, constants: tuple) -> tuple[Array, tuple]:
             return self.leaf(g, p, *constants), ()

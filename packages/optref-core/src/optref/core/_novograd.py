@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import GradientTransformation, check_state, params_like, require_params
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._numerics import abs_sq, adaptive_ratio, compute_dtype, moving_average, safe_increment
@@ -58,11 +58,7 @@ class ScaleByNovograd(GradientTransformation):
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, ScaleByNovogradState]:
         check_state(self, updates, state, ScaleByNovogradState, params)
-        if params is None:
-            raise ValueError(
-                "scale_by_novograd: update needs params (for its weight decay); call "
-                "update(updates, state, params)."
-            )
+        require_params(self, params, "for its weight decay")
         first = state.count == 0
         b1, b2, eps, eps_root, weight_decay = (
             self.b1,

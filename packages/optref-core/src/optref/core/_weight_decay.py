@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PyTree, jaxtyped
 
-from ._base import EmptyState, check_state
+from ._base import EmptyState, check_state, require_params
 from ._hyperparameters import ScalarOrSchedule, check_range, resolve
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._mask_tree import broadcast_mask
@@ -52,11 +52,7 @@ class AddDecayedWeights(LeafwiseTransformation):
     def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> LeafwiseStep:
-        if params is None:
-            raise ValueError(
-                "add_decayed_weights: update needs params (the weights to decay); "
-                "call update(updates, state, params)."
-            )
+        require_params(self, params, "the weights to decay")
         if self._is_schedule():
             check_state(self, updates, state, WeightDecaySchedule, params)
             rate = resolve(self.weight_decay, state.count)
