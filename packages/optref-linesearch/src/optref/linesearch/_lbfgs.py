@@ -71,8 +71,29 @@ def _lowest_precision_eps(tree: PyTree) -> float:
     return max(float(jnp.finfo(jnp.real(jnp.zeros((), x.dtype)).dtype).eps) for x in leaves)
 
 
+# The memory's slots are read and written at an unsigned index: with a signed one, jnp and
+# lax stage for every leaf the wrapping of a negative index (a comparison and a select),
+# which cannot occur here.
+
+
 def _stacked_slice(memory: PyTree, index: Array, dtype_like: PyTree) -> PyTree:
-    return jax.tree.map(lambda m, v: m[index].astype(v.dtype), memory, dtype_like)
+    """Slot ``index`` (in range) of every stacked leaf, in the dtype of ``dtype_like``'s."""
+    index = index.astype(jnp.uint32)
+    return jax.tree.map(
+        lambda m, v: jax.lax.dynamic_index_in_dim(m, index, keepdims=False).astype(v.dtype),
+        memory,
+        dtype_like,
+    )
+
+
+def _stacked_set(memory: PyTree, index: Array, values: PyTree) -> PyTree:
+    """Every stacked leaf with slot ``index`` (in range) set to ``values``' leaf."""
+    index = index.astype(jnp.uint32)
+    return jax.tree.map(
+        lambda m, v: jax.lax.dynamic_update_index_in_dim(m, v.astype(m.dtype), index, 0),
+        memory,
+        values,
+    )
 
 
 def precondition(
@@ -179,7 +200,7 @@ class ScaleByLBFGS(GradientTransformation):
         diff_params = tree_where(accepted, diff_params, tree_zeros_like(diff_params))
         diff_updates = tree_where(accepted, diff_updates, tree_zeros_like(diff_updates))
         diff_params_memory, diff_updates_memory = (
-            jax.tree.map(lambda m, d: m.at[prev_memory_idx].set(d), memory, diff)
+            _stacked_set(memory, prev_memory_idx, diff)
             for memory, diff in (
                 (state.diff_params_memory, diff_params),
                 (state.diff_updates_memory, diff_updates),
@@ -197,7 +218,7 @@ class ScaleByLBFGS(GradientTransformation):
             reliable = weights_memory[newest_first] > 0
             newest = newest_first[jnp.argmax(reliable)]
             s, y = (
-                jax.tree.map(lambda m: m[newest], memory)
+                _stacked_slice(memory, newest, memory)
                 for memory in (diff_params_memory, diff_updates_memory)
             )
             pair_scale = safe_div(
