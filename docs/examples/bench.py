@@ -180,6 +180,11 @@ OPTIMIZERS = {
     "sgd(momentum)": Optimizer(lambda: oc.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
     "lion": Optimizer(lambda: oc.lion(1e-4), lambda: optax.lion(1e-4)),
     "adafactor": Optimizer(lambda: oc.adafactor(1e-3), lambda: optax.adafactor(1e-3)),
+    # Both libraries' flatten: the leaves concatenated into one vector for adamw, and its
+    # updates split back into the leaves.
+    "flatten(adamw)": Optimizer(
+        lambda: oc.flatten(oc.adamw(1e-3)), lambda: optax.flatten(optax.adamw(1e-3))
+    ),
     # A zoom line search per step: about half a second a step on 10M params, and Optax's
     # compile grows with the square of the leaves (minutes for a thousand), so by default
     # it runs on the models with at most 200 leaves.
