@@ -143,6 +143,8 @@ def test_compile_per_kernel_kernels_that_differ_compile_one_by_one():
     """The benchmarks page's account of flatten's compile time: on 100 leaves, kernels that
     differ by a constant or a slice's offset compile several times slower than kernels that
     are the same computation (measured on the CPU: 0.05 s against about 1 s)."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("a property of XLA:CPU's compiler, which the page measures")
     script = load("compile_per_kernel")
     names = ["p + g", "p + (i + 1) g", "p - u[10 i : 10 i + 10]"]
     seconds = {name: script.compile_seconds(script.PROGRAMS[name], 100, 2) for name in names}
