@@ -108,6 +108,18 @@ def _transformer_model(vocab: int, width: int, depth: int) -> Callable[[jax.Arra
     return build
 
 
+def _stacked_transformer_model(vocab: int, width: int, depth: int) -> Callable[[jax.Array], Any]:
+    """The transformer's params with its blocks' arrays stacked along a leading axis, as a
+    model that scans over its layers keeps them: 17 leaves instead of 149."""
+
+    def build(key: jax.Array) -> Any:
+        params = _transformer_model(vocab, width, depth)(key)
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *params.blocks)
+        return eqx.tree_at(lambda m: m.blocks, params, [stacked])
+
+    return build
+
+
 def _transformer_grads(vocab: int, width: int, depth: int) -> Callable[[jax.Array, Any], Any]:
     """Real gradients: of the next-token loss of the model on a random sequence."""
 
@@ -149,6 +161,7 @@ FULL_MODELS = [
     Model(
         "transformer, 12x256", _transformer_model(1024, 256, 12), _transformer_grads(1024, 256, 12)
     ),
+    Model("transformer, 12x256, stacked", _stacked_transformer_model(1024, 256, 12)),
 ]
 QUICK_MODELS = [
     Model("1 leaf, 1M", _leaves_model(1, (1000, 1000)), single_leaf=True),
