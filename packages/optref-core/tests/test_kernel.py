@@ -328,3 +328,71 @@ def test_the_norms_power_of_two_is_frexps_exponent_read_from_the_bits(dtype) -> 
             np.testing.assert_array_equal(
                 np.asarray(a).view(unsigned), np.asarray(b).view(unsigned)
             )
+
+
+# --- the overflow-safe norms of big leaves: one pass where the plain sum is safe ----------
+
+BIG = 2**16  # the size from which a leaf tries its unscaled sum of squares first
+
+
+def _by_scaling(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    from optref.core._numerics import _scaled_sum_of_squares
+
+    scale, total = _scaled_sum_of_squares(x)
+    return scale * oc.safe_sqrt(total), scale * oc.safe_sqrt(total / x.size)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
+def test_a_big_leafs_norms_are_the_scaled_sums_bits_in_one_pass(dtype) -> None:
+    """On ordinary values a leaf of 2**16 elements takes the unscaled sum of squares,
+    under a conditional whose other branch scales: the result is the scaled norm's bits,
+    and the program reduces the leaf once before the conditional (the scaled sum needs
+    two reductions, its largest magnitude and then the sum)."""
+    rng = np.random.default_rng(0)
+    for size, conditionals in ((BIG - 1, 0), (BIG, 1)):
+        x = rng.standard_normal(size) * 1e-3
+        if dtype == np.complex64:
+            x = x + 1j * rng.standard_normal(size) * 1e3
+        x = jnp.asarray(x.astype(dtype))
+        with jax.enable_x64(dtype == np.float64):
+            norms = jax.jit(lambda x: (oc.safe_l2_norm(x), oc.safe_rms(x)))
+            for ours, scaled in zip(norms(x), jax.jit(_by_scaling)(x), strict=True):
+                np.testing.assert_array_equal(np.asarray(ours), np.asarray(scaled))
+            text = jax.jit(oc.safe_l2_norm).lower(x).as_text()
+        assert text.count("stablehlo.case") == conditionals
+        before = text.split("stablehlo.case")[0]
+        assert before.count("stablehlo.reduce") == (1 if conditionals else 2)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
+@pytest.mark.parametrize("value", ["huge", "tiny", "small"])
+def test_a_big_leaf_whose_plain_sum_overflows_or_underflows_is_scaled(dtype, value) -> None:
+    """Where the unscaled sum of a big leaf's squares overflows (``huge``), flushes to
+    zero (``tiny``) or is finite but below ``n tiny / eps``, so that its subnormal
+    squares could matter (``small``), the norms are the scaled ones: exact to a few ulp,
+    with the exact gradient ``x / ‖x‖``."""
+    info = jnp.finfo(jnp.promote_types(dtype, jnp.float32))
+    element = {
+        "huge": float(jnp.finfo(dtype).max) / 2**10,  # the norm, 2**8 of it, is finite
+        "tiny": float(info.tiny),
+        "small": float(np.sqrt(info.tiny)),
+    }[value]
+    with jax.enable_x64(dtype == jnp.float64):
+        x = jnp.full(BIG, element, dtype)
+        element = float(x[0])  # the value as the dtype holds it
+        norm, rms = jax.jit(lambda x: (oc.safe_l2_norm(x), oc.safe_rms(x)))(x)
+        gradient = jax.jit(jax.grad(lambda x: oc.safe_l2_norm(x)))(x.astype(info.dtype))
+    rtol = 4 * float(info.eps)
+    np.testing.assert_allclose(float(norm), element * np.sqrt(BIG), rtol=rtol)
+    np.testing.assert_allclose(float(rms), element, rtol=rtol)
+    np.testing.assert_allclose(np.asarray(gradient), 1 / np.sqrt(BIG), rtol=rtol)
+
+
+def test_a_big_leafs_norm_under_vmap_takes_each_rows_own_branch() -> None:
+    """Batched, the conditional's predicate differs between rows: each row gets the norm
+    it has alone, the overflowing row too."""
+    x = jnp.stack([jnp.full(BIG, 3e30, jnp.float32), jnp.full(BIG, 0.5, jnp.float32)])
+    batched = jax.jit(jax.vmap(oc.safe_l2_norm))(x)
+    for row, norm in zip(x, batched, strict=True):
+        assert float(norm) == float(jax.jit(oc.safe_l2_norm)(row))
+    np.testing.assert_allclose(np.asarray(batched), [3e30 * 256, 0.5 * 256], rtol=1e-7)

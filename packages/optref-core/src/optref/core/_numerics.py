@@ -305,27 +305,58 @@ def _power_of_two_near(largest: Array) -> tuple[Array, Array]:
     return power(exponent), power(-exponent)
 
 
-def _scaled_squares(x: ArrayLike) -> tuple[Array, Array]:
-    """``(s, |x / s|**2)`` with ``s`` a power of two near ``max |x|``, in the compute dtype.
+def _scaled_sum_of_squares(x: Array) -> tuple[Array, Array]:
+    """``(s, Σ|x_i / s|²)`` with ``s`` a power of two near ``max |x|``.
 
-    Scaling by a power of two is exact, so the sum of the scaled squares is the sum of
-    the squares scaled exactly, unless that sum would overflow or underflow, which the
-    scaling prevents (a LAPACK ``nrm2``-style guard). The exponent is kept within three
-    quarters of the dtype's range, so that ``s`` and ``1/s`` are both normal numbers
-    (a subnormal ``1/s`` would be flushed to zero). ``s`` carries no gradient: the norm
-    is homogeneous in ``x``, so its derivative does not depend on ``s``.
+    ``x`` is already in the compute dtype. Scaling by a power of two is exact, so the sum
+    of the scaled squares is the sum of the squares scaled exactly, unless that sum would
+    overflow or underflow, which the scaling prevents (a LAPACK ``nrm2``-style guard).
+    The exponent is kept within three quarters of the dtype's range, so that ``s`` and
+    ``1/s`` are both normal numbers (a subnormal ``1/s`` would be flushed to zero). ``s``
+    carries no gradient: the norm is homogeneous in ``x``, so its derivative does not
+    depend on ``s``.
     """
-    x = jnp.asarray(x)
-    x = x.astype(compute_dtype(x.dtype))
     magnitude = jnp.abs(x)
     if x.size:
         largest = jax.lax.stop_gradient(jnp.max(magnitude))
     else:
         largest = jnp.zeros([], magnitude.dtype)
     scale, inverse = _power_of_two_near(largest)
-    y = x * inverse.astype(x.dtype)
-    squares = jnp.real(y) ** 2 + jnp.imag(y) ** 2 if jnp.iscomplexobj(y) else y**2
-    return scale, squares
+    return scale, jnp.sum(abs_sq(x * inverse.astype(x.dtype)))
+
+
+# Leaves with at least this many elements try the unscaled sum of squares first.
+_PLAIN_SUM_MIN_SIZE = 2**16
+
+
+def _sum_of_squares(x: ArrayLike, min_size: int = _PLAIN_SUM_MIN_SIZE) -> tuple[Array, Array]:
+    """``(s, Σ|x_i / s|²)``, in the compute dtype, free of overflow and underflow.
+
+    $$\\sum_i |x_i|^2 = s^2 \\sum_i |x_i / s|^2$$
+
+    The scaled sum (``_scaled_sum_of_squares``) takes two passes over ``x``: its largest
+    magnitude, then the scaled squares. For leaves of at least 65,536 elements the
+    unscaled sum is computed first, in one pass, and kept (with ``s = 1``) wherever it
+    is finite and at least $n\\,\\mathrm{tiny}/\\varepsilon$; only elsewhere, under
+    :func:`jax.lax.cond`, is the leaf scaled. A finite sum of non-negative terms
+    overflowed nowhere, and what the subnormal squares of an $n$-element sum can lose,
+    at most $n\\,\\mathrm{tiny}\\,\\varepsilon$, is then below $\\varepsilon^2$ of
+    it. Where no square, scaled or not, is subnormal, the two sums are the same bits:
+    scaling by a power of two is exact. Smaller leaves are always scaled: for them the
+    conditional costs more, to compile and to run, than the pass it saves
+    (``docs/examples/norm_passes.py`` measures both, ``min_size`` moving the bound).
+    """
+    x = jnp.asarray(x)
+    x = x.astype(compute_dtype(x.dtype))
+    if x.size < min_size:
+        return _scaled_sum_of_squares(x)
+    plain = jnp.sum(abs_sq(x))
+    info = jnp.finfo(plain.dtype)
+    floor = x.size * float(info.tiny) / float(info.eps)
+    usable = jnp.isfinite(plain) & (plain >= floor)
+    return jax.lax.cond(
+        usable, lambda x: (jnp.ones([], plain.dtype), plain), _scaled_sum_of_squares, x
+    )
 
 
 def safe_l2_norm(x: ArrayLike, min_norm: ArrayLike = 0.0) -> Array:
@@ -333,14 +364,15 @@ def safe_l2_norm(x: ArrayLike, min_norm: ArrayLike = 0.0) -> Array:
 
     $$\\operatorname{safe\\_l2\\_norm}(x) = \\max\\Big(\\Big(\\sum_i |x_i|^2\\Big)^{1/2}, m\\Big)$$
 
-    Computed in :func:`compute_dtype` of ``x`` (float32 for float16 and bfloat16) after
-    scaling by a power of two, so the squares of huge or tiny elements neither overflow
-    nor flush to zero; where they would not, the result is bit-identical to the unscaled
-    norm. The gradient is zero where the norm is at most ``min_norm`` (or zero), never
+    Computed in :func:`compute_dtype` of ``x`` (float32 for float16 and bfloat16). Where
+    the squares of huge or tiny elements would overflow or flush to zero, they are scaled
+    by a power of two first; where they would not, the result is bit-identical to the
+    unscaled norm, which leaves of at least 65,536 elements compute in one pass over
+    them. The gradient is zero where the norm is at most ``min_norm`` (or zero), never
     NaN. Real for complex ``x``. The Optax counterpart is ``optax.safe_norm``.
     """
-    scale, squares = _scaled_squares(x)
-    norm = scale * safe_sqrt(jnp.sum(squares))
+    scale, total = _sum_of_squares(x)
+    norm = scale * safe_sqrt(total)
     min_norm = jnp.asarray(min_norm).astype(norm.dtype)
     return jnp.where(norm > min_norm, norm, min_norm)
 
@@ -351,11 +383,11 @@ def safe_rms(x: ArrayLike, min_rms: ArrayLike = 0.0) -> Array:
     $$\\operatorname{safe\\_rms}(x) =
     \\max\\Big(\\Big(\\frac{1}{n}\\sum_i |x_i|^2\\Big)^{1/2}, m\\Big)$$
 
-    Overflow- and underflow-free and differentiable as :func:`safe_l2_norm`. The Optax
-    counterpart is ``optax.safe_root_mean_squares``.
+    Overflow- and underflow-free, differentiable and computed as :func:`safe_l2_norm`.
+    The Optax counterpart is ``optax.safe_root_mean_squares``.
     """
-    scale, squares = _scaled_squares(x)
-    rms = scale * safe_sqrt(jnp.mean(squares))
+    scale, total = _sum_of_squares(x)
+    rms = scale * safe_sqrt(total / jnp.asarray(max(jnp.size(x), 1), total.dtype))
     min_rms = jnp.asarray(min_rms).astype(rms.dtype)
     return jnp.where(rms > min_rms, rms, min_rms)
 
