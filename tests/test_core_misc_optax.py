@@ -274,3 +274,42 @@ def test_centered_rmsprop_on_complex_params_gets_the_real_root_where_optax_rotat
     print(f"max relative error of u / g against -lr / eps: {error}")
     np.testing.assert_allclose(ratios["optref"], expected, rtol=1e-14)
     assert error["optax"] > 0.1
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "rtol"),
+    [
+        # Adafactor's default decay is computed in float32 by Optax (FACTORED_DECAY_FLOAT32).
+        ("adafactor", {"learning_rate": 0.05}, 1e-6),
+        ("lamb", {"learning_rate": 0.05, "weight_decay": 0.01}, 1e-12),
+        ("lars", {"learning_rate": 0.05, "weight_decay": 0.01}, 1e-12),
+    ],
+)
+def test_block_norms_of_big_leaves_agree_with_optax(name: str, kwargs: dict, rtol: float) -> None:
+    """A leaf of 2**17 elements, whose block norms take the one-pass unscaled sum of
+    squares, and one of 300, whose norms are scaled: 5 steps of each optimizer agree with
+    Optax's, in float64 and in float32 (where Optax's own rounding sets the tolerance)."""
+    keys = jax.random.split(jax.random.key(3), 2)
+    for dtype, tolerance in ((jnp.float64, rtol), (jnp.float32, 4e-6)):
+        params = {
+            "w": jax.random.normal(keys[0], (256, 512), dtype),
+            "b": jax.random.normal(keys[1], (300,), dtype),
+        }
+        ours, theirs = getattr(oc, name)(**kwargs), getattr(optax, name)(**kwargs)
+
+        @jax.jit
+        def steps(params, ours=ours, theirs=theirs):
+            s_ours, s_theirs, history = ours.init(params), theirs.init(params), []
+            for _ in range(5):
+                grads = jax.tree.map(lambda p: jnp.sin(3 * p) + 0.1, params)
+                u_ours, s_ours = ours.update(grads, s_ours, params)
+                u_theirs, s_theirs = theirs.update(grads, s_theirs, params)
+                history.append((u_ours, u_theirs))
+                params = oc.apply_updates(params, u_ours)
+            return history
+
+        history = steps(params)
+        for key in params:
+            ours_k, theirs_k = (np.stack([np.asarray(u[i][key]) for u in history]) for i in (0, 1))
+            error = _relative_error(ours_k, theirs_k)
+            assert error < tolerance, (dtype, key, error)
