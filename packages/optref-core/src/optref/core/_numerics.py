@@ -322,7 +322,14 @@ def _scaled_sum_of_squares(x: Array) -> tuple[Array, Array]:
     else:
         largest = jnp.zeros([], magnitude.dtype)
     scale, inverse = _power_of_two_near(largest)
-    return scale, jnp.sum(abs_sq(x * inverse.astype(x.dtype)))
+    return scale, jnp.sum(_squares(x * inverse.astype(x.dtype)))
+
+
+def _squares(x: Array) -> Array:
+    """``|x|**2`` elementwise, squared by ``integer_pow``: its derivative, ``2 x``, is one
+    rounding, where that of ``x * x`` is a sum of two products that XLA may or may not
+    contract into a fused multiply-add."""
+    return jnp.real(x) ** 2 + jnp.imag(x) ** 2 if jnp.iscomplexobj(x) else x**2
 
 
 # Leaves with at least this many elements try the unscaled sum of squares first.
@@ -350,7 +357,7 @@ def _sum_of_squares(x: ArrayLike, min_size: int = _PLAIN_SUM_MIN_SIZE) -> tuple[
     x = x.astype(compute_dtype(x.dtype))
     if x.size < min_size:
         return _scaled_sum_of_squares(x)
-    plain = jnp.sum(abs_sq(x))
+    plain = jnp.sum(_squares(x))
     info = jnp.finfo(plain.dtype)
     floor = x.size * float(info.tiny) / float(info.eps)
     usable = jnp.isfinite(plain) & (plain >= floor)
