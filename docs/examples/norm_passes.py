@@ -6,7 +6,8 @@ squares, so that they neither overflow nor flush to zero: two reductions over th
 Leaves of at least 65,536 elements first take the unscaled sum, in one reduction, and
 scale only where it overflowed or underflowed, under a ``jax.lax.cond``. This script times
 both ways on leaves of each size, the norm of every leaf of a list that holds about 2M
-float32 in all:
+float32 in all, and then on a batch of 16 leaves of 625,000 under ``jax.vmap`` (whose rows
+take one branch of the conditional together):
 
     python docs/examples/norm_passes.py
     python docs/examples/norm_passes.py --sizes 4096 65536 --steps 50
@@ -65,6 +66,22 @@ def measure(size: int, steps: int) -> dict[str, tuple[float, float, float]]:
     return results
 
 
+def measure_batched(rows: int, size: int, steps: int) -> dict[str, tuple[float, float]]:
+    """For each way, ``jax.vmap`` over ``rows`` leaves of ``size``: (median ms, min ms)."""
+    batch = jax.random.normal(jax.random.key(0), (rows, size), jnp.float32)
+    results = {}
+    for name, norm in WAYS.items():
+        program = jax.jit(jax.vmap(norm))
+        jax.block_until_ready(program(batch))
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            jax.block_until_ready(program(batch))
+            times.append((time.perf_counter() - start) * 1e3)
+        results[name] = (statistics.median(times), min(times))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="The safe norms' cost per leaf size.")
     parser.add_argument("--sizes", type=int, nargs="*", default=[4**k for k in range(5, 11)])
@@ -76,6 +93,10 @@ def main() -> None:
     for size in args.sizes:
         for name, (compile_seconds, median, least) in measure(size, args.steps).items():
             print(f"| {size} | {name} | {compile_seconds:.2f} | {median:.1f} | {least:.1f} |")
+    print("\n| batch under vmap | way | step median (ms) | step min (ms) |")
+    print("|---|---|---|---|")
+    for name, (median, least) in measure_batched(16, 625_000, args.steps).items():
+        print(f"| 16 x 625000 | {name} | {median:.2f} | {least:.2f} |")
 
 
 if __name__ == "__main__":

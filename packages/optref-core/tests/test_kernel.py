@@ -388,11 +388,23 @@ def test_a_big_leaf_whose_plain_sum_overflows_or_underflows_is_scaled(dtype, val
     np.testing.assert_allclose(np.asarray(gradient), 1 / np.sqrt(BIG), rtol=rtol)
 
 
-def test_a_big_leafs_norm_under_vmap_takes_each_rows_own_branch() -> None:
-    """Batched, the conditional's predicate differs between rows: each row gets the norm
-    it has alone, the overflowing row too."""
+def test_a_big_leafs_norm_under_vmap_keeps_its_conditional() -> None:
+    """Batched, the rows take one branch together, the scaled one where any row's
+    unscaled sum overflows, so that the conditional stays a conditional (a predicate
+    that differs between rows would make JAX compute both branches): each row still gets
+    the norm it has alone, the overflowing row too, and the derivatives are exact."""
     x = jnp.stack([jnp.full(BIG, 3e30, jnp.float32), jnp.full(BIG, 0.5, jnp.float32)])
-    batched = jax.jit(jax.vmap(oc.safe_l2_norm))(x)
-    for row, norm in zip(x, batched, strict=True):
+    x = x * jnp.linspace(1, 2, BIG, dtype=jnp.float32)
+    batched = jax.jit(jax.vmap(oc.safe_l2_norm))
+    for rows in (x, x[1:], jnp.stack([x, x])):
+        assert "stablehlo.case" in batched.lower(rows).as_text()
+    for row, norm in zip(x, batched(x), strict=True):
         assert float(norm) == float(jax.jit(oc.safe_l2_norm)(row))
-    np.testing.assert_allclose(np.asarray(batched), [3e30 * 256, 0.5 * 256], rtol=1e-7)
+    np.testing.assert_array_equal(
+        jax.jit(jax.vmap(jax.vmap(oc.safe_l2_norm)))(x[None]), batched(x)[None]
+    )
+    gradients = jax.jit(jax.vmap(jax.grad(oc.safe_l2_norm)))(x)
+    expected = (
+        np.asarray(x, np.float64) / np.linalg.norm(np.asarray(x, np.float64), axis=1)[:, None]
+    )
+    np.testing.assert_allclose(np.asarray(gradients), expected, rtol=1e-6)

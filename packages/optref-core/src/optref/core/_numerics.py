@@ -336,6 +336,21 @@ def _squares(x: Array) -> Array:
 _PLAIN_SUM_MIN_SIZE = 2**16
 
 
+@jax.custom_batching.custom_vmap
+def _in_every_row(flag: Array) -> Array:
+    """``flag`` itself; under :func:`jax.vmap`, whether it holds in every row of the
+    batch, as one unbatched bool."""
+    return flag
+
+
+@_in_every_row.def_vmap
+def _in_every_row_batched(
+    axis_size: int, in_batched: list[bool], flag: Array
+) -> tuple[Array, bool]:
+    del axis_size
+    return (jnp.all(flag) if in_batched[0] else flag), False
+
+
 def _sum_of_squares(x: ArrayLike, min_size: int = _PLAIN_SUM_MIN_SIZE) -> tuple[Array, Array]:
     """``(s, Σ|x_i / s|²)``, in the compute dtype, free of overflow and underflow.
 
@@ -352,6 +367,9 @@ def _sum_of_squares(x: ArrayLike, min_size: int = _PLAIN_SUM_MIN_SIZE) -> tuple[
     scaling by a power of two is exact. Smaller leaves are always scaled: for them the
     conditional costs more, to compile and to run, than the pass it saves
     (``docs/examples/norm_passes.py`` measures both, ``min_size`` moving the bound).
+    Under :func:`jax.vmap` the rows of a batch take one branch together, the scaled one
+    where any row needs it (``_in_every_row``): a conditional whose predicate differs
+    between rows would be computed as a select of both branches, three passes.
     """
     x = jnp.asarray(x)
     x = x.astype(compute_dtype(x.dtype))
@@ -360,7 +378,7 @@ def _sum_of_squares(x: ArrayLike, min_size: int = _PLAIN_SUM_MIN_SIZE) -> tuple[
     plain = jnp.sum(_squares(x))
     info = jnp.finfo(plain.dtype)
     floor = x.size * float(info.tiny) / float(info.eps)
-    usable = jnp.isfinite(plain) & (plain >= floor)
+    usable = _in_every_row(jnp.isfinite(plain) & (plain >= floor))
     return jax.lax.cond(
         usable, lambda x: (jnp.ones([], plain.dtype), plain), _scaled_sum_of_squares, x
     )
