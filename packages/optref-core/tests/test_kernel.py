@@ -342,12 +342,26 @@ def _by_scaling(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return scale * oc.safe_sqrt(total), scale * oc.safe_sqrt(total / x.size)
 
 
+def _kernels_reading_the_leaf_outside_conditionals(compiled_text: str) -> int:
+    """In a compiled program of one argument, the instructions of its entry computation
+    that read the argument, other than the tuples that pass it into a conditional."""
+    entry = compiled_text[compiled_text.index("ENTRY") :].splitlines()
+    leaf = next(line.split("=")[0].strip() for line in entry if "parameter(0)" in line)
+    return sum(
+        f"{leaf})" in line or f"{leaf}," in line
+        for line in entry[1:]
+        if "parameter(0)" not in line and " tuple(" not in line
+    )
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64])
 def test_a_big_leafs_norms_are_the_scaled_sums_bits_in_one_pass(dtype) -> None:
-    """On ordinary values a leaf of 2**16 elements takes the unscaled sum of squares,
-    under a conditional whose other branch scales: the result is the scaled norm's bits,
-    and the program reduces the leaf once before the conditional (the scaled sum needs
-    two reductions, its largest magnitude and then the sum)."""
+    """On ordinary values a leaf of 2**16 elements takes the unscaled sum of squares, on
+    the CPU, under a conditional whose other branch scales: the result is the scaled
+    norm's bits, and the compiled program reads the leaf once outside the conditional
+    (the scaled sum reads it twice, for its largest magnitude and then for the sum)."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the one-pass norm is the CPU's")
     rng = np.random.default_rng(0)
     for size, conditionals in ((BIG - 1, 0), (BIG, 1)):
         x = rng.standard_normal(size) * 1e-3
@@ -358,10 +372,20 @@ def test_a_big_leafs_norms_are_the_scaled_sums_bits_in_one_pass(dtype) -> None:
             norms = jax.jit(lambda x: (oc.safe_l2_norm(x), oc.safe_rms(x)))
             for ours, scaled in zip(norms(x), jax.jit(_by_scaling)(x), strict=True):
                 np.testing.assert_array_equal(np.asarray(ours), np.asarray(scaled))
-            text = jax.jit(oc.safe_l2_norm).lower(x).as_text()
-        assert text.count("stablehlo.case") == conditionals
-        before = text.split("stablehlo.case")[0]
-        assert before.count("stablehlo.reduce") == (1 if conditionals else 2)
+            text = jax.jit(oc.safe_l2_norm).lower(x).compile().as_text()
+        assert text.count(" conditional(") == conditionals
+        if dtype != np.complex64:  # XLA:CPU splits a complex leaf into its parts first
+            assert _kernels_reading_the_leaf_outside_conditionals(text) == 2 - conditionals
+
+
+def test_a_big_leafs_norm_on_a_gpu_is_scaled_without_a_conditional() -> None:
+    """For a GPU, whose conditionals read their predicate back to the host, a big leaf's
+    norm is the scaled sum alone: two reductions and no unscaled sum (lowered here for
+    CUDA, whatever the machine)."""
+    x = jnp.ones(BIG, jnp.float32)
+    for platform, reductions in (("cpu", 3), ("cuda", 2)):
+        lowered = jax.jit(oc.safe_l2_norm).trace(x).lower(lowering_platforms=(platform,))
+        assert lowered.as_text().count("stablehlo.reduce") == reductions, platform
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])

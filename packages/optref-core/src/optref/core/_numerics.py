@@ -351,30 +351,40 @@ def _in_every_row_batched(
     return (jnp.all(flag) if in_batched[0] else flag), False
 
 
-def _sum_of_squares(x: ArrayLike, min_size: int = _PLAIN_SUM_MIN_SIZE) -> tuple[Array, Array]:
+def _sum_of_squares(x: ArrayLike) -> tuple[Array, Array]:
     """``(s, Σ|x_i / s|²)``, in the compute dtype, free of overflow and underflow.
 
     $$\\sum_i |x_i|^2 = s^2 \\sum_i |x_i / s|^2$$
 
     The scaled sum (``_scaled_sum_of_squares``) takes two passes over ``x``: its largest
-    magnitude, then the scaled squares. For leaves of at least 65,536 elements the
-    unscaled sum is computed first, in one pass, and kept (with ``s = 1``) wherever it
-    is finite and at least $n\\,\\mathrm{tiny}/\\varepsilon$; only elsewhere, under
-    :func:`jax.lax.cond`, is the leaf scaled. A finite sum of non-negative terms
-    overflowed nowhere, and what the subnormal squares of an $n$-element sum can lose,
-    at most $n\\,\\mathrm{tiny}\\,\\varepsilon$, is then below $\\varepsilon^2$ of
-    it. Where no square, scaled or not, is subnormal, the two sums are the same bits:
-    scaling by a power of two is exact. Smaller leaves are always scaled: for them the
-    conditional costs more, to compile and to run, than the pass it saves
-    (``docs/examples/norm_passes.py`` measures both, ``min_size`` moving the bound).
-    Under :func:`jax.vmap` the rows of a batch take one branch together, the scaled one
-    where any row needs it (``_in_every_row``): a conditional whose predicate differs
-    between rows would be computed as a select of both branches, three passes.
+    magnitude, then the scaled squares. On the CPU, leaves of at least 65,536 elements
+    take the unscaled sum first, in one pass (``_unscaled_sum_first``), and are scaled
+    only where it overflowed or underflowed. Smaller leaves, and leaves on other
+    platforms, are always scaled: on the CPU the conditional costs more, to compile and
+    to run, than the pass it saves on small leaves (``docs/examples/norm_passes.py``
+    measures both); XLA:GPU reads a conditional's predicate back to the host, a
+    synchronisation per leaf and step (XLA's ``ConditionalThunk``), where a pass over a
+    leaf takes microseconds.
     """
     x = jnp.asarray(x)
     x = x.astype(compute_dtype(x.dtype))
-    if x.size < min_size:
+    if x.size < _PLAIN_SUM_MIN_SIZE:
         return _scaled_sum_of_squares(x)
+    return jax.lax.platform_dependent(x, cpu=_unscaled_sum_first, default=_scaled_sum_of_squares)
+
+
+def _unscaled_sum_first(x: Array) -> tuple[Array, Array]:
+    """``(1, Σ|x_i|²)`` where that sum is finite and at least $n\\,\\mathrm{tiny}/\\varepsilon$,
+    else the scaled sum, under :func:`jax.lax.cond`.
+
+    A finite sum of non-negative terms overflowed nowhere, and what the subnormal squares
+    of an $n$-element sum can lose, at most $n\\,\\mathrm{tiny}\\,\\varepsilon$, is then
+    below $\\varepsilon^2$ of it. Where no square, scaled or not, is subnormal, the two
+    sums are the same bits: scaling by a power of two is exact. Under :func:`jax.vmap`
+    the rows of a batch take one branch together, the scaled one where any row needs it
+    (``_in_every_row``): a conditional whose predicate differs between rows would be
+    computed as a select of both branches, three passes.
+    """
     plain = jnp.sum(_squares(x))
     info = jnp.finfo(plain.dtype)
     floor = x.size * float(info.tiny) / float(info.eps)
@@ -392,8 +402,8 @@ def safe_l2_norm(x: ArrayLike, min_norm: ArrayLike = 0.0) -> Array:
     Computed in :func:`compute_dtype` of ``x`` (float32 for float16 and bfloat16). Where
     the squares of huge or tiny elements would overflow or flush to zero, they are scaled
     by a power of two first; where they would not, the result is bit-identical to the
-    unscaled norm, which leaves of at least 65,536 elements compute in one pass over
-    them. The gradient is zero where the norm is at most ``min_norm`` (or zero), never
+    unscaled norm, which on the CPU leaves of at least 65,536 elements compute in one
+    pass over them. The gradient is zero where the norm is at most ``min_norm`` (or zero), never
     NaN. Real for complex ``x``. The Optax counterpart is ``optax.safe_norm``.
     """
     scale, total = _sum_of_squares(x)
