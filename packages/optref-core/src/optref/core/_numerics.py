@@ -403,8 +403,9 @@ def safe_l2_norm(x: ArrayLike, min_norm: ArrayLike = 0.0) -> Array:
     the squares of huge or tiny elements would overflow or flush to zero, they are scaled
     by a power of two first; where they would not, the result is bit-identical to the
     unscaled norm, which on the CPU leaves of at least 65,536 elements compute in one
-    pass over them. The gradient is zero where the norm is at most ``min_norm`` (or zero), never
-    NaN. Real for complex ``x``. The Optax counterpart is ``optax.safe_norm``.
+    pass over them. The gradient is zero where the norm is at most ``min_norm`` (or
+    zero), never NaN. Real for complex ``x``. The Optax counterpart is
+    ``optax.safe_norm``.
     """
     scale, total = _sum_of_squares(x)
     norm = scale * safe_sqrt(total)
