@@ -332,7 +332,8 @@ def test_the_norms_power_of_two_is_frexps_exponent_read_from_the_bits(dtype) -> 
 
 # --- the overflow-safe norms of big leaves: one pass where the plain sum is safe ----------
 
-BIG = 2**16  # the size from which a leaf tries its unscaled sum of squares first
+# The size from which a leaf tries its unscaled sum of squares first.
+from optref.core._numerics import _PLAIN_SUM_MIN_SIZE as BIG  # noqa: E402
 
 
 def _by_scaling(x: jax.Array) -> tuple[jax.Array, jax.Array]:
