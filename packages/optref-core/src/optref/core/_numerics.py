@@ -3,12 +3,22 @@
 Every function here is safe to differentiate: where a branch is not taken, its
 argument is replaced by a harmless value *before* the dangerous operation (the
 "double-where" pattern), so no NaN reaches the gradient through the untaken branch.
+
+The square root, the division and the norm take their derivatives from that form and
+compute their values in a shorter one (``_differentiated_as``): the double-where's first
+select changes no value, only the derivative, and every select costs a step's compile
+time on each leaf. Values and derivatives are the double-where form's, bit for bit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar, cast
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array, ArrayLike
 
 __all__ = [
@@ -26,6 +36,8 @@ __all__ = [
     "safe_rms",
     "safe_sqrt",
 ]
+
+F = TypeVar("F", bound=Callable[..., Array])
 
 
 def compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
@@ -52,20 +64,60 @@ def scalar_dtype(value: ArrayLike) -> jnp.dtype:
     return compute_dtype(dtype)
 
 
+def _differentiated_as(reference: Callable[..., Array]) -> Callable[[F], F]:
+    """Give a function ``reference``'s derivatives: its value is its own body's.
+
+    The decorated body computes the same values as ``reference`` with fewer operations
+    (one ``select`` where ``reference`` needs the double-where pattern's two, whose first
+    only keeps NaN out of the derivative of the branch not taken). Under :func:`jax.jvp`,
+    :func:`jax.grad` and their compositions, the value and the derivatives are
+    ``reference``'s, to the bit; elsewhere the step compiles to the shorter program.
+    """
+
+    def decorate(value: F) -> F:
+        function = jax.custom_jvp(value)
+        function.defjvp(lambda primals, tangents: jax.jvp(reference, primals, tangents))
+        return cast(F, function)
+
+    return decorate
+
+
+def _safe_div_reference(numerator: Array, denominator: Array, fallback: ArrayLike) -> Array:
+    is_zero = denominator == 0
+    safe_denominator = jnp.where(is_zero, jnp.ones_like(denominator), denominator)
+    return jnp.where(is_zero, fallback, numerator / safe_denominator)
+
+
+@_differentiated_as(_safe_div_reference)
+def _safe_div(numerator: Array, denominator: Array, fallback: ArrayLike) -> Array:
+    return jnp.where(denominator == 0, fallback, numerator / denominator)
+
+
 def safe_div(numerator: ArrayLike, denominator: ArrayLike, fallback: ArrayLike = 0.0) -> Array:
     """``numerator / denominator`` where the denominator is nonzero, else ``fallback``.
 
     $$\\operatorname{safe\\_div}(a, b) = \\begin{cases} a / b & b \\ne 0 \\\\
     \\text{fallback} & b = 0 \\end{cases}$$
 
-    The division is done on a denominator in which zeros are replaced by ones, so the
-    gradient through the untaken branch is zero rather than NaN.
+    The derivatives are taken as if the division were done on a denominator in which zeros
+    are replaced by ones, so the gradient through the untaken branch is zero rather than
+    NaN; the value itself is computed with a single ``select``.
     """
-    numerator = jnp.asarray(numerator)
-    denominator = jnp.asarray(denominator)
-    is_zero = denominator == 0
-    safe_denominator = jnp.where(is_zero, jnp.ones_like(denominator), denominator)
-    return jnp.where(is_zero, fallback, numerator / safe_denominator)
+    return _safe_div(jnp.asarray(numerator), jnp.asarray(denominator), fallback)
+
+
+def _safe_sqrt_reference(x: Array) -> Array:
+    positive = x > 0
+    safe_x = jnp.where(positive, x, jnp.ones_like(x))
+    return jnp.where(positive, jnp.sqrt(safe_x), jnp.where(jnp.isnan(x), x, jnp.zeros_like(x)))
+
+
+@_differentiated_as(_safe_sqrt_reference)
+def _safe_sqrt(x: Array) -> Array:
+    # A NaN fails ``x <= 0`` and keeps its root, NaN; -0 gives +0, as the reference does.
+    # The root goes through a select, as in the reference: XLA rewrites ``a / sqrt(b)``
+    # as ``a * rsqrt(b)``, which XLA:CPU rounds less closely than the two operations.
+    return jnp.where(x <= 0, jnp.zeros_like(x), jnp.sqrt(x))
 
 
 def safe_sqrt(x: ArrayLike) -> Array:
@@ -76,12 +128,17 @@ def safe_sqrt(x: ArrayLike) -> Array:
 
     The derivative of the square root is infinite at zero; here it is defined as zero
     there (the subgradient that keeps a norm differentiable at the origin). A NaN stays
-    NaN, so that a NaN gradient is not turned into a silent zero step.
+    NaN, so that a NaN gradient is not turned into a silent zero step. The value is one
+    ``select`` of the root; the derivatives are those of the double-where form, which
+    takes the root of 1 wherever ``x <= 0``.
     """
-    x = jnp.asarray(x)
-    positive = x > 0
-    safe_x = jnp.where(positive, x, jnp.ones_like(x))
-    return jnp.where(positive, jnp.sqrt(safe_x), jnp.where(jnp.isnan(x), x, jnp.zeros_like(x)))
+    return _safe_sqrt(jnp.asarray(x))
+
+
+def _safe_norm_reference(x: Array, min_norm: ArrayLike, ord: int | str | None) -> Array:
+    above = jnp.linalg.norm(x.ravel(), ord=ord) > min_norm
+    safe_x = jnp.where(above, x, jnp.ones_like(x))
+    return jnp.where(above, jnp.linalg.norm(safe_x.ravel(), ord=ord), min_norm)
 
 
 def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = None) -> Array:
@@ -89,13 +146,17 @@ def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = N
 
     $$\\operatorname{safe\\_norm}(x) = \\max(\\lVert x \\rVert, m)$$
 
-    ``ord`` is as in :func:`jax.numpy.linalg.norm` over the flattened array.
+    ``ord`` is as in :func:`jax.numpy.linalg.norm` over the flattened array. The value
+    takes one norm of ``x``; the derivatives are those of the double-where form, which
+    takes a second norm, of ones, where the first is at most ``min_norm``.
     """
-    x = jnp.asarray(x)
-    norm = jnp.linalg.norm(x.ravel(), ord=ord)
-    above = norm > min_norm
-    safe_x = jnp.where(above, x, jnp.ones_like(x))
-    return jnp.where(above, jnp.linalg.norm(safe_x.ravel(), ord=ord), min_norm)
+
+    @_differentiated_as(lambda x, min_norm: _safe_norm_reference(x, min_norm, ord))
+    def value(x: Array, min_norm: ArrayLike) -> Array:
+        norm = jnp.linalg.norm(x.ravel(), ord=ord)
+        return jnp.where(norm > min_norm, norm, min_norm)
+
+    return value(jnp.asarray(x), min_norm)
 
 
 def _expm1(y: Array) -> Array:
@@ -271,12 +332,45 @@ def adaptive_ratio(
     ``0 * inf = NaN`` of :func:`jax.numpy.sqrt`. The division is :func:`safe_div`, which
     gives zero where the denominator is zero
     ($v = \\varepsilon = \\varepsilon_{\\mathrm{root}} = 0$, where $m$ is zero too) instead
-    of ``0/0``.
+    of ``0/0``. Where ``eps`` is a number known while tracing (not a traced array) that
+    stays at least the smallest normal number in the working dtypes, the denominator cannot
+    be zero: the step then divides without a select, with the same values and derivatives.
     """
     dtype = jnp.real(second_moment).dtype
     v = jnp.real(second_moment) + jnp.asarray(eps_root).astype(dtype)
-    denominator = safe_sqrt(v) + jnp.asarray(eps).astype(dtype)
-    return safe_div(numerator, denominator.astype(numerator.dtype))
+    eps_ = jnp.asarray(eps).astype(dtype)
+    if _known_normal(eps, dtype, numerator.dtype):
+        return _ratio_over_shifted_root(numerator, v, eps_)
+    return safe_div(numerator, (safe_sqrt(v) + eps_).astype(numerator.dtype))
+
+
+def _ratio_reference(numerator: Array, v: Array, eps: Array) -> Array:
+    denominator = (_safe_sqrt_reference(v) + eps).astype(numerator.dtype)
+    return _safe_div_reference(numerator, denominator, 0.0)
+
+
+@_differentiated_as(_ratio_reference)
+def _ratio_over_shifted_root(numerator: Array, v: Array, eps: Array) -> Array:
+    # With eps at least the smallest normal number, the denominator is at least eps (or
+    # NaN) everywhere, and the root of max(v, 0) is the safe root's value wherever it is
+    # added to eps (its sign of zero aside): none of the reference's selects changes a
+    # value. The divisor is a sum, never a bare root that XLA would rewrite into rsqrt.
+    return numerator / (jnp.sqrt(jnp.maximum(v, jnp.zeros_like(v))) + eps).astype(numerator.dtype)
+
+
+def _known_normal(value: ArrayLike, *dtypes: jnp.dtype) -> bool:
+    """Whether ``value`` is known while tracing and, rounded to each of ``dtypes`` in turn,
+    is at least that dtype's smallest normal number (so neither zero nor flushed to it)."""
+    if isinstance(value, Tracer):
+        return False
+    rounded = np.asarray(value)
+    if rounded.shape != ():
+        return False
+    for dtype in dtypes:
+        rounded = rounded.astype(dtype)
+        if not np.real(rounded) >= jnp.finfo(dtype).tiny:
+            return False
+    return True
 
 
 def _power_of_two_near(largest: Array) -> tuple[Array, Array]:

@@ -1,0 +1,185 @@
+"""The safe numerics compute their values in short programs and take their derivatives
+from the double-where forms: the same values and the same derivatives, to the bit."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+
+import optref.core as oc
+from optref.core import _numerics as numerics
+from optref.core.conformance import CASES, build
+
+jax.config.update("jax_enable_x64", True)
+
+DTYPES = [np.float16, ml_dtypes.bfloat16, np.float32, np.float64]
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _values(dtype, n: int = 4096, seed: int = 0) -> np.ndarray:
+    """Random bit patterns of ``dtype`` (normal, subnormal, infinite, NaN) and the edges."""
+    width = np.dtype(dtype).itemsize
+    bits = np.random.default_rng(seed).integers(0, 2 ** (8 * width), n, dtype=np.uint64)
+    random = bits.astype(_UINT[width]).view(dtype)
+    info = ml_dtypes.finfo(dtype)
+    edges = np.array(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            info.tiny,
+            -info.tiny,
+            info.smallest_subnormal,
+            1e-8,
+            1e-30,
+            float(info.max),
+            -float(info.max),
+            np.inf,
+            -np.inf,
+            np.nan,
+        ],
+        dtype=np.float64,
+    ).astype(dtype)
+    return np.concatenate([edges, random])
+
+
+def _same(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    same_bits = a.view(_UINT[a.dtype.itemsize]) == b.view(_UINT[b.dtype.itemsize])
+    return a.dtype == b.dtype and bool(np.all(same_bits | (np.isnan(a) & np.isnan(b))))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_the_values_are_those_of_the_double_where_forms(dtype) -> None:
+    x = jnp.asarray(_values(dtype, seed=1))
+    y = jnp.asarray(_values(dtype, seed=2))
+    pairs = [
+        (lambda x, y: oc.safe_sqrt(x), lambda x, y: numerics._safe_sqrt_reference(x)),
+        (oc.safe_div, lambda x, y: numerics._safe_div_reference(x, y, 0.0)),
+        (lambda x, y: oc.safe_div(x, y, 2.0), lambda x, y: numerics._safe_div_reference(x, y, 2.0)),
+    ]
+    if dtype != ml_dtypes.bfloat16 and dtype != np.float16:  # adaptive_ratio's working dtypes
+        pairs.append(
+            (
+                lambda x, y: oc.adaptive_ratio(x, y, 1e-8),
+                lambda x, y: numerics._ratio_reference(x, y, jnp.asarray(1e-8, dtype)),
+            )
+        )
+    for value, reference in pairs:
+        assert _same(jax.jit(value)(x, y), jax.jit(reference)(x, y))
+    # min_norm normal or zero: x86's max instruction, which XLA:CPU may emit for the select,
+    # reads a subnormal operand as zero under the flush-to-zero mode XLA:CPU runs in.
+    mins = jnp.abs(y[:64])
+    mins = jnp.where(mins < ml_dtypes.finfo(dtype).tiny, 0, mins)
+    rows = x[: 64 * 32].reshape(64, 32)
+    rows = jnp.where(jnp.arange(64)[:, None] < 8, 0, rows)  # rows whose norm is zero
+    norm = jax.jit(jax.vmap(oc.safe_norm))(rows, mins)
+    reference = jax.jit(jax.vmap(lambda r, m: numerics._safe_norm_reference(r, m, None)))
+    assert _same(norm, reference(rows, mins))
+
+
+def _at_the_edges(dtype) -> tuple[jax.Array, jax.Array]:
+    x = jnp.asarray([0.0, -0.0, -1.0, 2.0, np.nan, np.inf, 1e-30, -3.0], dtype)
+    y = jnp.asarray([0.0, 1.0, 0.0, -0.0, 2.0, 0.5, 0.0, np.nan], dtype)
+    return x, y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_the_derivatives_are_those_of_the_double_where_forms(dtype) -> None:
+    x, y = _at_the_edges(dtype)
+    eps = jnp.asarray(1e-8, dtype)
+    pairs = [
+        (oc.safe_sqrt, numerics._safe_sqrt_reference, (x,)),
+        (oc.safe_div, lambda a, b: numerics._safe_div_reference(a, b, 0.0), (x, y)),
+        (
+            lambda v, m: oc.adaptive_ratio(m, v, 1e-8),
+            lambda v, m: numerics._ratio_reference(m, v, eps),
+            (jnp.abs(y), x),
+        ),
+        (
+            lambda v, m: oc.adaptive_ratio(m, v, 0.0),
+            lambda v, m: numerics._ratio_reference(m, v, 0.0 * eps),
+            (jnp.abs(y), x),
+        ),
+    ]
+    for value, reference, args in pairs:
+        tangents = tuple(jnp.ones_like(a) for a in args)
+        out, tangent = jax.jit(lambda *a, f=value: jax.jvp(f, a, tangents))(*args)
+        out_ref, tangent_ref = jax.jit(lambda *a, f=reference: jax.jvp(f, a, tangents))(*args)
+        assert _same(out, out_ref) and _same(tangent, tangent_ref)
+        scalar = lambda f: lambda *a: jnp.sum(jnp.where(jnp.isfinite(f(*a)), f(*a), 0) ** 2)  # noqa: E731
+        grads = jax.jit(jax.grad(scalar(value), argnums=tuple(range(len(args)))))(*args)
+        grads_ref = jax.jit(jax.grad(scalar(reference), argnums=tuple(range(len(args)))))(*args)
+        assert all(_same(g, r) for g, r in zip(grads, grads_ref, strict=True))
+    # Second derivatives too: the rule of the custom derivative is itself differentiable.
+    second = jax.jit(jax.vmap(jax.grad(jax.grad(oc.safe_sqrt))))(x)
+    second_ref = jax.jit(jax.vmap(jax.grad(jax.grad(numerics._safe_sqrt_reference))))(x)
+    assert _same(second, second_ref)
+    # The norm, with rows at, below and above min_norm.
+    rows = jnp.stack([jnp.zeros(3, dtype), jnp.full(3, 0.1, dtype), jnp.arange(3, dtype=dtype)])
+    norm_grad = jax.jit(jax.vmap(jax.grad(lambda r: oc.safe_norm(r, 0.5))))(rows)
+    norm_grad_ref = jax.jit(
+        jax.vmap(jax.grad(lambda r: numerics._safe_norm_reference(r, 0.5, None)))
+    )(rows)
+    assert _same(norm_grad, norm_grad_ref)
+
+
+def _count(function, *args, op: str) -> int:
+    text = jax.jit(function).lower(*args).compile().as_text()
+    return text.count(f" {op}(")
+
+
+def test_each_value_compiles_to_one_select_and_the_ratio_with_a_normal_eps_to_none() -> None:
+    x = jnp.linspace(-1.0, 1.0, 8, dtype=jnp.float32)
+    assert _count(oc.safe_sqrt, x, op="select") == 1
+    assert _count(oc.safe_div, x, x, op="select") == 1
+    assert _count(lambda m, v: oc.adaptive_ratio(m, v, 1e-8), x, x, op="select") == 0
+    assert _count(lambda m, v: oc.adaptive_ratio(m, v, 1e-8), x, x, op="compare") == 0
+    # Where eps is not known to be a normal number of both dtypes while tracing, both
+    # selects stay: zero, traced, subnormal in float32, or zero once rounded to float16.
+    for eps in (0.0, 1e-40):
+        assert _count(lambda m, v, e=eps: oc.adaptive_ratio(m, v, e), x, x, op="select") == 2
+    assert _count(lambda m, v, e: oc.adaptive_ratio(m, v, e), x, x, 1e-8, op="select") == 2
+    half = x.astype(jnp.float16)
+    assert _count(lambda m, v: oc.adaptive_ratio(m, v, 1e-8), half, x, op="select") == 2
+    assert numerics._known_normal(1e-8, jnp.float32, jnp.float32)
+    assert not numerics._known_normal(1e-8, jnp.float32, jnp.float16)
+    assert not numerics._known_normal(np.nan, jnp.float32)
+    assert not numerics._known_normal(jnp.ones(2), jnp.float32)
+
+
+_ROOTS = [
+    c
+    for c in CASES
+    if c.kind == "transformation"
+    and not c.extra_args
+    and c.name.split(".")[1].split("-")[0]
+    in {
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adafactor",
+        "sm3",
+        "adadelta",
+        "yogi",
+        "adabelief",
+        "novograd",
+        "rprop",
+    }
+]
+
+
+@pytest.mark.parametrize("case", _ROOTS, ids=[c.name for c in _ROOTS])
+def test_no_compiled_step_divides_by_a_bare_root(case) -> None:
+    """XLA rewrites ``a / sqrt(b)`` as ``a * rsqrt(b)``, which XLA:CPU rounds less closely
+    than the root and the division; the safe root reaches a division only through a select
+    or a sum, so no step holds an ``rsqrt``."""
+    tx = build(case)
+    params = {"w": jnp.ones((4, 3), jnp.float32), "b": jnp.ones(3, jnp.float32)}
+    state = tx.init(params)
+    text = jax.jit(tx.update).lower(params, state, params).compile().as_text()
+    assert "rsqrt(" not in text
