@@ -183,3 +183,26 @@ def test_no_compiled_step_divides_by_a_bare_root(case) -> None:
     state = tx.init(params)
     text = jax.jit(tx.update).lower(params, state, params).compile().as_text()
     assert "rsqrt(" not in text
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_adafactors_inverse_root_is_its_double_where_form_but_zero_where_that_was_infinite(
+    dtype,
+) -> None:
+    """One select instead of three, the same values and derivatives; at a positive
+    subnormal, which XLA:CPU's comparison reads as positive in the double-where form and
+    its root flushes to zero, that form gave an infinite factor, and the value is zero."""
+    from optref.core._factored import _rsqrt_or_zero, _rsqrt_or_zero_reference
+
+    host = _values(dtype, n=20000, seed=3)
+    x = jnp.asarray(host)
+    value, reference = jax.jit(_rsqrt_or_zero)(x), jax.jit(_rsqrt_or_zero_reference)(x)
+    value, reference = np.asarray(value), np.asarray(reference)
+    subnormal = (host > 0) & (host < np.finfo(dtype).tiny)  # on the host: no flushing
+    assert _same(value[~subnormal], reference[~subnormal])
+    assert np.all(value[subnormal] == 0) and np.all(np.isinf(reference[subnormal]))
+    assert subnormal.sum() > 0
+    assert _count(_rsqrt_or_zero, x, op="select") == 1
+    points = jnp.asarray([0.0, -1.0, 4.0, np.inf, np.nan, 1e-3], dtype)
+    grads = jax.jit(jax.vmap(jax.grad(_rsqrt_or_zero)))(points)
+    assert _same(grads, jax.jit(jax.vmap(jax.grad(_rsqrt_or_zero_reference)))(points))

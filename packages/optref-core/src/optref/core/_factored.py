@@ -17,7 +17,14 @@ from ._chain import Chain, chain
 from ._ema import ema
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import abs_sq, compute_dtype, safe_div, safe_increment, safe_sqrt
+from ._numerics import (
+    _differentiated_as,
+    abs_sq,
+    compute_dtype,
+    safe_div,
+    safe_increment,
+    safe_sqrt,
+)
 from ._scale import scale, scale_by_learning_rate
 from ._tree import tree_map_unzip, tree_zeros_like, zeros_reduced_like
 from ._typecheck import typechecker
@@ -65,10 +72,20 @@ def _factored_dims(
     return int(order[-2]), int(order[-1])
 
 
-def _rsqrt_or_zero(x: Array) -> Array:
-    """``x**-0.5``, and zero where ``x`` is zero, infinite or NaN (a step of zero)."""
+def _rsqrt_or_zero_reference(x: Array) -> Array:
     usable = (x > 0) & jnp.isfinite(x)
     return jnp.where(usable, 1 / safe_sqrt(jnp.where(usable, x, 1)), 0)
+
+
+@_differentiated_as(_rsqrt_or_zero_reference)
+def _rsqrt_or_zero(x: Array) -> Array:
+    """``x**-0.5``, and zero where ``x`` is zero, infinite or NaN (a step of zero).
+
+    The value is one over the root, or over infinity where ``x`` is not positive: the
+    root of ``+inf`` is infinite too, so one select gives all the zeros. The derivatives
+    are those of the double-where form.
+    """
+    return 1 / jnp.where(x > 0, jnp.sqrt(x), jnp.full_like(x, jnp.inf))
 
 
 @jaxtyped(typechecker=typechecker)
