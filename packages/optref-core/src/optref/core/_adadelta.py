@@ -8,13 +8,14 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import abs_sq, compute_dtype, safe_div, safe_sqrt
 from ._scale import scale_by_learning_rate
 from ._stateless import identity
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 from ._weight_decay import add_decayed_weights
 
@@ -29,7 +30,7 @@ class ScaleByAdaDeltaState(eqx.Module):
     e_x: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByAdadelta(GradientTransformation):
+class ScaleByAdadelta(LeafwiseTransformation):
     """``u = sqrt(E[Δx²] + eps) / sqrt(E[g²] + eps) · g``."""
 
     rho: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -43,13 +44,14 @@ class ScaleByAdadelta(GradientTransformation):
     def init(self, params: PyTree) -> ScaleByAdaDeltaState:
         return ScaleByAdaDeltaState(tree_zeros_like(params), tree_zeros_like(params))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAdaDeltaState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAdaDeltaState, params)
         rho, eps = self.rho, self.eps
 
-        def step(g: Array, e_g: Array, e_x: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            e_g, e_x = moments
             work = compute_dtype(jnp.result_type(g.dtype, e_g.dtype, e_x.dtype))
             real = jnp.finfo(work).dtype
             r, e = rho.astype(real), eps.astype(real)
@@ -59,10 +61,13 @@ class ScaleByAdadelta(GradientTransformation):
             ratio = safe_div(safe_sqrt(jnp.real(e_x.astype(work)) + e), safe_sqrt(new_e_g + e))
             scaled = ratio * g_w
             new_e_x = (1 - r) * abs_sq(scaled) + r * jnp.real(e_x.astype(work))
-            return scaled.astype(g.dtype), new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype)
+            return scaled.astype(g.dtype), (new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype))
 
-        new_updates, e_g, e_x = tree_map_unzip(step, 3, updates, state.e_g, state.e_x)
-        return new_updates, ScaleByAdaDeltaState(e_g, e_x)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAdaDeltaState(new[0], new[1]),
+            moments=(state.e_g, state.e_x),
+        )
 
 
 def scale_by_adadelta(rho: float | Array = 0.9, eps: float | Array = 1e-6) -> ScaleByAdadelta:

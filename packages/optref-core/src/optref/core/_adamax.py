@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import ScaleByAdamState
-from ._base import GradientTransformation, check_state
+from ._base import check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     compute_dtype,
     debiased_momentum,
@@ -21,13 +22,13 @@ from ._numerics import (
     safe_increment,
 )
 from ._scale import scale_by_learning_rate
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._weight_decay import add_decayed_weights
 
 __all__ = ["ScaleByAdamax", "adamax", "adamaxw", "scale_by_adamax"]
 
 
-class ScaleByAdamax(GradientTransformation):
+class ScaleByAdamax(LeafwiseTransformation):
     """Scale by the bias-corrected first moment over an exponentially weighted max of ``|g|``."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -47,15 +48,16 @@ class ScaleByAdamax(GradientTransformation):
             nu=tree_zeros_like(params),
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAdamState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAdamState, params)
         count = safe_increment(state.count)
         b1, b2, eps = self.b1, self.b2, self.eps
         corrections_mu = momentum_corrections(b1, count)
 
-        def leaf(g: Array, m: Array, u: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, u = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -65,10 +67,13 @@ class ScaleByAdamax(GradientTransformation):
                 jnp.abs(g_w) + eps.astype(real), b2.astype(real) * jnp.real(u.astype(work))
             )
             step = safe_div(debiased_momentum(m_new, g_w, b1, corrections_mu), u_new.astype(work))
-            return step.astype(g.dtype), m_new.astype(m.dtype), u_new.astype(u.dtype)
+            return step.astype(g.dtype), (m_new.astype(m.dtype), u_new.astype(u.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, state.mu, state.nu)
-        return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAdamState(count=count, mu=new[0], nu=new[1]),
+            moments=(state.mu, state.nu),
+        )
 
 
 def scale_by_adamax(

@@ -8,9 +8,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -20,7 +21,7 @@ from ._numerics import (
     safe_increment,
 )
 from ._scale import scale_by_learning_rate
-from ._tree import _decay_pair, tree_map_unzip, tree_zeros_like
+from ._tree import _decay_pair, tree_zeros_like
 from ._typecheck import typechecker
 from ._weight_decay import add_decayed_weights
 
@@ -41,7 +42,7 @@ class ScaleByAdanState(eqx.Module):
     t: Int[Array, ""]  # pyright: ignore[reportGeneralTypeIssues]
 
 
-class ScaleByAdan(GradientTransformation):
+class ScaleByAdan(LeafwiseTransformation):
     """Scale by Adan's bias-corrected moments."""
 
     b1: Array = eqx.field(default=0.98, converter=as_scalar_hyperparameter)
@@ -66,9 +67,9 @@ class ScaleByAdan(GradientTransformation):
             t=jnp.zeros([], jnp.int32),
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAdanState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAdanState, params)
         b1, b2, b3, eps, eps_root = self.b1, self.b2, self.b3, self.eps, self.eps_root
         first = state.t == 0
@@ -76,7 +77,10 @@ class ScaleByAdan(GradientTransformation):
         corrections = [bias_correction(b, t) for b in (b1, b2, b3)]
         _, complement2 = _decay_pair(b2)
 
-        def leaf(g: Array, m: Array, v: Array, n: Array, g_prev: Array) -> tuple[Array, ...]:
+        def leaf(
+            g: Array, p: Any, moments: tuple[Array, Array, Array, Array], constants: tuple
+        ) -> tuple[Array, tuple[Array, Array, Array, Array]]:
+            m, v, n, g_prev = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -90,18 +94,18 @@ class ScaleByAdan(GradientTransformation):
                 v_new / corrections[1].astype(real)
             )
             step = adaptive_ratio(direction, n_new / corrections[2].astype(real), eps, eps_root)
-            return (
-                step.astype(g.dtype),
+            return step.astype(g.dtype), (
                 m_new.astype(m.dtype),
                 v_new.astype(v.dtype),
                 n_new.astype(n.dtype),
                 g.astype(g_prev.dtype),
             )
 
-        new_updates, m, v, n, g = tree_map_unzip(
-            leaf, 5, updates, state.m, state.v, state.n, state.g
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAdanState(m=new[0], v=new[1], n=new[2], g=new[3], t=t),
+            moments=(state.m, state.v, state.n, state.g),
         )
-        return new_updates, ScaleByAdanState(m=m, v=v, n=n, g=g, t=t)
 
 
 def scale_by_adan(

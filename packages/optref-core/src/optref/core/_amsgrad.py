@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._adam import check_moment_ranges
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -23,7 +24,7 @@ from ._numerics import (
     safe_increment,
 )
 from ._scale import scale_by_learning_rate
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 
 __all__ = ["ScaleByAmsgrad", "ScaleByAmsgradState", "amsgrad", "scale_by_amsgrad"]
@@ -39,7 +40,7 @@ class ScaleByAmsgradState(eqx.Module):
     nu_max: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByAmsgrad(GradientTransformation):
+class ScaleByAmsgrad(LeafwiseTransformation):
     """Scale by the first moment over the root of the running maximum of the second."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -62,16 +63,17 @@ class ScaleByAmsgrad(GradientTransformation):
             nu_max=tree_zeros_like(params),
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAmsgradState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAmsgradState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
         correction_nu = bias_correction(b2, count)
         corrections_mu = momentum_corrections(b1, count)
 
-        def leaf(g: Array, m: Array, v: Array, v_max: Array) -> tuple[Array, ...]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array, Array], constants: tuple) -> Any:
+            m, v, v_max = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -85,17 +87,17 @@ class ScaleByAmsgrad(GradientTransformation):
             v_eff = v_new / correction_nu.astype(real) if self.bias_correction_nu else v_new
             v_max_new = jnp.maximum(jnp.real(v_max.astype(work)), v_eff)
             step = adaptive_ratio(m_hat, v_max_new, eps, eps_root)
-            return (
-                step.astype(g.dtype),
+            return step.astype(g.dtype), (
                 m_new.astype(m.dtype),
                 v_new.astype(v.dtype),
                 v_max_new.astype(v_max.dtype),
             )
 
-        new_updates, mu, nu, nu_max = tree_map_unzip(
-            leaf, 4, updates, state.mu, state.nu, state.nu_max
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAmsgradState(count=count, mu=new[0], nu=new[1], nu_max=new[2]),
+            moments=(state.mu, state.nu, state.nu_max),
         )
-        return new_updates, ScaleByAmsgradState(count=count, mu=mu, nu=nu, nu_max=nu_max)
 
 
 def scale_by_amsgrad(

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._adam import check_moment_ranges
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -23,7 +24,7 @@ from ._numerics import (
     safe_increment,
 )
 from ._scale import scale_by_learning_rate
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 
 __all__ = ["ScaleByBelief", "ScaleByBeliefState", "adabelief", "scale_by_belief"]
@@ -38,7 +39,7 @@ class ScaleByBeliefState(eqx.Module):
     nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByBelief(GradientTransformation):
+class ScaleByBelief(LeafwiseTransformation):
     """Scale by the first moment over the root of the "belief" ``EMA((g - m)^2) + eps_root``."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -56,16 +57,17 @@ class ScaleByBelief(GradientTransformation):
             count=jnp.zeros([], jnp.int32), mu=tree_zeros_like(params), nu=tree_zeros_like(params)
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByBeliefState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByBeliefState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
         correction_nu = bias_correction(b2, count)
         corrections_mu = momentum_corrections(b1, count, self.nesterov)
 
-        def leaf(g: Array, m: Array, s: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, s = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -74,10 +76,13 @@ class ScaleByBelief(GradientTransformation):
             s_new = moving_average(jnp.real(s.astype(work)), surprise, b2) + eps_root.astype(real)
             m_hat = debiased_momentum(m_new, g_w, b1, corrections_mu)
             step = adaptive_ratio(m_hat, s_new / correction_nu.astype(real), eps)
-            return step.astype(g.dtype), m_new.astype(m.dtype), s_new.astype(s.dtype)
+            return step.astype(g.dtype), (m_new.astype(m.dtype), s_new.astype(s.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, state.mu, state.nu)
-        return new_updates, ScaleByBeliefState(count=count, mu=mu, nu=nu)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByBeliefState(count=count, mu=new[0], nu=new[1]),
+            moments=(state.mu, state.nu),
+        )
 
 
 def scale_by_belief(

@@ -11,13 +11,14 @@ from jaxtyping import Array, PyTree
 
 from ._base import EmptyState, GradientTransformation, check_state
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import StatelessLeafwise
 from ._numerics import compute_dtype
 from ._tree import tree_l2_norm
 
 __all__ = ["Clip", "ClipByGlobalNorm", "clip", "clip_by_global_norm"]
 
 
-class Clip(GradientTransformation):
+class Clip(StatelessLeafwise):
     """Clip every element of the updates to ``[-max_delta, max_delta]``."""
 
     max_delta: Array = eqx.field(converter=as_scalar_hyperparameter)
@@ -26,19 +27,9 @@ class Clip(GradientTransformation):
     def __check_init__(self) -> None:
         check_range(self, "max_delta", self.max_delta, 0.0)
 
-    def init(self, params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(
-        self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmptyState]:
-        check_state(self, updates, state, EmptyState, params)
+    def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
         bound = self.max_delta
-        clipped = jax.tree.map(
-            lambda g: jnp.clip(g, -bound.astype(g.dtype), bound.astype(g.dtype)), updates
-        )
-        return clipped, state
+        return jnp.clip(update, -bound.astype(update.dtype), bound.astype(update.dtype))
 
 
 def clip(max_delta: float | Array) -> Clip:

@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import bias_correction, compute_dtype, safe_increment
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 
 __all__ = ["Ema", "EmaState", "ema"]
@@ -26,7 +27,7 @@ class EmaState(eqx.Module):
     ema: PyTree[Inexact[Array, "?*shape"], " P"] = params_like(follows_dtype=False)  # pyright: ignore[reportUndefinedVariable]
 
 
-class Ema(GradientTransformation):
+class Ema(LeafwiseTransformation):
     """``ema = decay * ema + (1 - decay) * g``; the update is the (debiased) average."""
 
     decay: Array = eqx.field(converter=as_scalar_hyperparameter)
@@ -48,15 +49,16 @@ class Ema(GradientTransformation):
 
         return EmaState(jnp.zeros([], jnp.int32), jax.tree.map(zeros, params))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, EmaState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, EmaState, params)
         count = safe_increment(state.count)
         correction = bias_correction(self.decay, count) if self.debias else None
         decay = self.decay
 
-        def step(g: Array, m: Array) -> tuple[Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            m = moments[0]
             # The average is formed in the wider of the two dtypes, returned from that
             # value and only then rounded to the accumulator's dtype for storage (a
             # float32 accumulator under float64 updates does not round the update).
@@ -64,10 +66,9 @@ class Ema(GradientTransformation):
             d = decay.astype(jnp.finfo(work).dtype)
             average = (1 - d) * g.astype(work) + d * m.astype(work)
             out = average / correction.astype(d.dtype) if correction is not None else average
-            return out.astype(g.dtype), average.astype(m.dtype)
+            return out.astype(g.dtype), (average.astype(m.dtype),)
 
-        new_updates, average = tree_map_unzip(step, 2, updates, state.ema)
-        return new_updates, EmaState(count, average)
+        return LeafwiseStep(leaf, lambda new: EmaState(count, new[0]), moments=(state.ema,))
 
 
 def ema(decay: float | Array, debias: bool = True, accumulator_dtype: Any = None) -> Ema:

@@ -11,13 +11,19 @@ one pass over the leaves: the leaf functions are called one after another on the
 leaf, so every leaf is visited once per fused run of members instead of once per member,
 and the traced program is shorter. The composition calls exactly the functions that the
 members' own ``update`` calls, in the same order, on the same values, so the fused and the
-unfused chain give the same bits.
+unfused chain give the same updates and states, bit for bit. (Their derivatives may differ
+in the last bit: reverse mode sums the cotangents that reach a params leaf from several
+members in another order.)
 
 Under ``jax.jit`` (alone or with other transformations) the pass is traced once per
 distinct leaf signature (shapes and dtypes of the leaf's arrays, and its non-array values),
 not once per leaf: a model of a thousand leaves of a few shapes traces the per-leaf math a
 few times and calls it a thousand times. XLA inlines the calls, so the compiled program is
-the one the leaf-by-leaf trace gives.
+the one the leaf-by-leaf trace gives, except where the program folds constants: with the
+hyperparameters (or a freshly initialised state) baked into the step as constants, XLA's
+simplifier may fold a product of them in a leaf-by-leaf trace, and not across a call, or
+the other way round, a difference of an ulp or two. With the hyperparameters and state
+as arguments of the step, as in training, the two are the same bits.
 """
 
 from __future__ import annotations
@@ -195,8 +201,9 @@ def apply_leafwise(
     arguments (array shapes and dtypes; non-array values such as a mask's Python bools are
     part of the signature) and called on every leaf. The trace and the lowered program then
     grow with the number of leaves by one call each, not by every operation of the leaf's
-    math; XLA inlines the calls before it optimises, so the compiled step and its numbers are
-    those of the leaf-by-leaf trace. Run eagerly (under an eager ``grad`` or ``vmap`` too,
+    math; XLA inlines the calls, so the compiled step and its numbers are those of the
+    leaf-by-leaf trace (up to the folding of constants, see the module's docstring). Run
+    eagerly (under an eager ``grad`` or ``vmap`` too,
     where each call of a jitted function would compile it), the leaf functions run leaf by
     leaf, without compiling anything.
     """

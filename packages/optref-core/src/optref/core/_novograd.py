@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like, require_params
+from ._base import check_state, params_like, require_params
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import abs_sq, adaptive_ratio, compute_dtype, moving_average, safe_increment
 from ._scale import scale_by_learning_rate
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 
 __all__ = ["ScaleByNovograd", "ScaleByNovogradState", "novograd", "scale_by_novograd"]
@@ -29,7 +30,7 @@ class ScaleByNovogradState(eqx.Module):
     nu: PyTree[Inexact[Array, ""], " P"]  # pyright: ignore[reportGeneralTypeIssues, reportUndefinedVariable]
 
 
-class ScaleByNovograd(GradientTransformation):
+class ScaleByNovograd(LeafwiseTransformation):
     """NovoGrad's scaling: per-leaf normalisation by an EMA of squared gradient norms."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -54,12 +55,13 @@ class ScaleByNovograd(GradientTransformation):
             nu=jax.tree.map(lambda p: jnp.zeros([], jnp.asarray(p).dtype), params),
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByNovogradState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByNovogradState, params)
         require_params(self, params, "for its weight decay")
         first = state.count == 0
+        count = safe_increment(state.count)
         b1, b2, eps, eps_root, weight_decay = (
             self.b1,
             self.b2,
@@ -68,7 +70,8 @@ class ScaleByNovograd(GradientTransformation):
             self.weight_decay,
         )
 
-        def leaf(g: Array, p: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, v = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             g_w = g.astype(work)
             squared_norm = jnp.sum(abs_sq(g_w))
@@ -79,10 +82,13 @@ class ScaleByNovograd(GradientTransformation):
             step = adaptive_ratio(g_w, v_new, eps, eps_root)
             step = step + weight_decay.astype(work) * p.astype(work)
             m_new = jnp.where(first, step, b1.astype(work) * m.astype(work) + step)
-            return m_new.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+            return m_new.astype(g.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, params, state.mu, state.nu)
-        return new_updates, ScaleByNovogradState(count=safe_increment(state.count), mu=mu, nu=nu)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByNovogradState(count=count, mu=new[0], nu=new[1]),
+            moments=(state.mu, state.nu),
+        )
 
 
 def scale_by_novograd(

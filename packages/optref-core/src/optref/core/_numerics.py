@@ -17,8 +17,6 @@ from typing import TypeVar, cast
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.core import Tracer
 from jaxtyping import Array, ArrayLike
 
 __all__ = [
@@ -332,45 +330,12 @@ def adaptive_ratio(
     ``0 * inf = NaN`` of :func:`jax.numpy.sqrt`. The division is :func:`safe_div`, which
     gives zero where the denominator is zero
     ($v = \\varepsilon = \\varepsilon_{\\mathrm{root}} = 0$, where $m$ is zero too) instead
-    of ``0/0``. Where ``eps`` is a number known while tracing (not a traced array) that
-    stays at least the smallest normal number in the working dtypes, the denominator cannot
-    be zero: the step then divides without a select, with the same values and derivatives.
+    of ``0/0``.
     """
     dtype = jnp.real(second_moment).dtype
     v = jnp.real(second_moment) + jnp.asarray(eps_root).astype(dtype)
-    eps_ = jnp.asarray(eps).astype(dtype)
-    if _known_normal(eps, dtype, numerator.dtype):
-        return _ratio_over_shifted_root(numerator, v, eps_)
-    return safe_div(numerator, (safe_sqrt(v) + eps_).astype(numerator.dtype))
-
-
-def _ratio_reference(numerator: Array, v: Array, eps: Array) -> Array:
-    denominator = (_safe_sqrt_reference(v) + eps).astype(numerator.dtype)
-    return _safe_div_reference(numerator, denominator, 0.0)
-
-
-@_differentiated_as(_ratio_reference)
-def _ratio_over_shifted_root(numerator: Array, v: Array, eps: Array) -> Array:
-    # With eps at least the smallest normal number, the denominator is at least eps (or
-    # NaN) everywhere, and the root of max(v, 0) is the safe root's value wherever it is
-    # added to eps (its sign of zero aside): none of the reference's selects changes a
-    # value. The divisor is a sum, never a bare root that XLA would rewrite into rsqrt.
-    return numerator / (jnp.sqrt(jnp.maximum(v, jnp.zeros_like(v))) + eps).astype(numerator.dtype)
-
-
-def _known_normal(value: ArrayLike, *dtypes: jnp.dtype) -> bool:
-    """Whether ``value`` is known while tracing and, rounded to each of ``dtypes`` in turn,
-    is at least that dtype's smallest normal number (so neither zero nor flushed to it)."""
-    if isinstance(value, Tracer):
-        return False
-    rounded = np.asarray(value)
-    if rounded.shape != ():
-        return False
-    for dtype in dtypes:
-        rounded = rounded.astype(dtype)
-        if not np.real(rounded) >= jnp.finfo(dtype).tiny:
-            return False
-    return True
+    denominator = safe_sqrt(v) + jnp.asarray(eps).astype(dtype)
+    return safe_div(numerator, denominator.astype(numerator.dtype))
 
 
 def _power_of_two_near(largest: Array) -> tuple[Array, Array]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Inexact, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import compute_dtype
 from ._scale import scale_by_learning_rate
 from ._tree import tree_zeros_like
@@ -33,7 +33,7 @@ class ScaleByOptimisticGradientState(eqx.Module):
     previous_gradient: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByOptimisticGradient(GradientTransformation):
+class ScaleByOptimisticGradient(LeafwiseTransformation):
     """``(alpha + beta) g_t - beta g_{t-1}``, and ``alpha g_0`` on the first step."""
 
     alpha: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
@@ -47,24 +47,28 @@ class ScaleByOptimisticGradient(GradientTransformation):
     def init(self, params: PyTree) -> ScaleByOptimisticGradientState:
         return ScaleByOptimisticGradientState(jnp.array(True), tree_zeros_like(params))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByOptimisticGradientState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByOptimisticGradientState, params)
         beta, first = self.beta, state.is_initial_step
         both = self.alpha + self.beta  # in the hyperparameters' dtype, rounded once
 
-        def step(g: Array, previous: Array) -> Array:
+        def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            stored = moments[0]
             work = compute_dtype(g.dtype)
             g_w = g.astype(work)
             # No previous gradient on the first step: use g itself, so that the update is
             # alpha * g rather than (alpha + beta) * g.
-            previous = jnp.where(first, g_w, previous.astype(work))
-            return (both.astype(work) * g_w - beta.astype(work) * previous).astype(g.dtype)
+            previous = jnp.where(first, g_w, stored.astype(work))
+            step = (both.astype(work) * g_w - beta.astype(work) * previous).astype(g.dtype)
+            return step, (g.astype(stored.dtype),)
 
-        new_updates = jax.tree.map(step, updates, state.previous_gradient)
-        previous = jax.tree.map(lambda g, p: g.astype(p.dtype), updates, state.previous_gradient)
-        return new_updates, ScaleByOptimisticGradientState(jnp.array(False), previous)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByOptimisticGradientState(jnp.array(False), new[0]),
+            moments=(state.previous_gradient,),
+        )
 
 
 def scale_by_optimistic_gradient(

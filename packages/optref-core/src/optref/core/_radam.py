@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._adam import ScaleByAdamState, check_moment_ranges
-from ._base import GradientTransformation, check_state
+from ._base import check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -25,7 +26,7 @@ from ._numerics import (
     scalar_dtype,
 )
 from ._scale import scale_by_learning_rate
-from ._tree import tree_map_unzip, tree_zeros_like
+from ._tree import tree_zeros_like
 
 __all__ = ["ScaleByRadam", "radam", "rectification", "scale_by_radam"]
 
@@ -109,7 +110,7 @@ def rectification(
     return safe_sqrt(ratio), applies
 
 
-class ScaleByRadam(GradientTransformation):
+class ScaleByRadam(LeafwiseTransformation):
     """Adam's step times the rectification ``r_t`` once ``rho_t >= threshold``; before that,
     the bias-corrected momentum alone."""
 
@@ -130,9 +131,9 @@ class ScaleByRadam(GradientTransformation):
             count=jnp.zeros([], jnp.int32), mu=tree_zeros_like(params), nu=tree_zeros_like(params)
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAdamState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAdamState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
@@ -140,7 +141,8 @@ class ScaleByRadam(GradientTransformation):
         corrections_mu = momentum_corrections(b1, count, self.nesterov)
         r, applies = rectification(b2, count, self.threshold)
 
-        def leaf(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, v = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -151,10 +153,13 @@ class ScaleByRadam(GradientTransformation):
                 m_hat, v_new / correction_nu.astype(real), eps, eps_root
             )
             step = jnp.where(applies, rectified, m_hat)
-            return step.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+            return step.astype(g.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, state.mu, state.nu)
-        return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAdamState(count=count, mu=new[0], nu=new[1]),
+            moments=(state.mu, state.nu),
+        )
 
 
 def scale_by_radam(

@@ -8,11 +8,12 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import abs_sq, adaptive_ratio, compute_dtype, safe_increment
 from ._numerics import bias_correction as _bias_correction
-from ._tree import tree_full_like, tree_map_unzip
+from ._tree import tree_full_like
 from ._typecheck import typechecker
 
 __all__ = [
@@ -54,7 +55,7 @@ def rms_normalize(g: Array, second_moment: Array, eps: Array, eps_in_sqrt: bool)
     return adaptive_ratio(g, second_moment, eps)
 
 
-class _ScaleBySecondMoment(GradientTransformation):
+class _ScaleBySecondMoment(LeafwiseTransformation):
     """What :class:`ScaleByRms` and :class:`ScaleByStddev` share: their hyperparameters,
     their validation and the optional bias correction."""
 
@@ -87,15 +88,16 @@ class ScaleByRms(_ScaleBySecondMoment):
             return ScaleByRmsWithCountState(jnp.zeros([], jnp.int32), nu)
         return ScaleByRmsState(nu)
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByRmsState | ScaleByRmsWithCountState]:
+    ) -> LeafwiseStep:
         state_type = ScaleByRmsWithCountState if self.bias_correction else ScaleByRmsState
         check_state(self, updates, state, state_type, params)
         count, correction = self._count_and_correction(state)
         decay, eps = self.decay, self.eps
 
-        def step(g: Array, v: Array) -> tuple[Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            v = moments[0]
             work = compute_dtype(jnp.result_type(g.dtype, v.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -103,12 +105,14 @@ class ScaleByRms(_ScaleBySecondMoment):
             nu = (1 - d) * abs_sq(g_w) + d * jnp.real(v.astype(work))
             nu_hat = nu / correction.astype(real) if correction is not None else nu
             scaled = rms_normalize(g_w, nu_hat, eps.astype(real), self.eps_in_sqrt)
-            return scaled.astype(g.dtype), nu.astype(v.dtype)
+            return scaled.astype(g.dtype), (nu.astype(v.dtype),)
 
-        new_updates, nu = tree_map_unzip(step, 2, updates, state.nu)
-        if count is not None:  # with bias correction
-            return new_updates, ScaleByRmsWithCountState(count, nu)
-        return new_updates, ScaleByRmsState(nu)
+        def finish(new: tuple[PyTree, ...]) -> ScaleByRmsState | ScaleByRmsWithCountState:
+            if count is not None:  # with bias correction
+                return ScaleByRmsWithCountState(count, new[0])
+            return ScaleByRmsState(new[0])
+
+        return LeafwiseStep(leaf, finish, moments=(state.nu,))
 
 
 def scale_by_rms(

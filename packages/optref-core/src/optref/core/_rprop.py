@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import as_scalar_hyperparameter, check_range, is_concrete
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import compute_dtype
 from ._scale import scale
-from ._tree import tree_full_like, tree_map_unzip, tree_zeros_like
+from ._tree import tree_full_like, tree_zeros_like
 from ._tree_check import check_real
 from ._typecheck import typechecker
 
@@ -29,7 +30,7 @@ class ScaleByRpropState(eqx.Module):
     prev_updates: PyTree[Float[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByRprop(GradientTransformation):
+class ScaleByRprop(LeafwiseTransformation):
     """iRprop⁻: grow the step where the sign holds, shrink it and skip where it flips."""
 
     learning_rate: Array = eqx.field(converter=as_scalar_hyperparameter)
@@ -60,14 +61,17 @@ class ScaleByRprop(GradientTransformation):
             tree_full_like(params, self.learning_rate), tree_zeros_like(params)
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByRpropState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByRpropState, params)
         check_real(updates, where="scale_by_rprop", tree_name="updates")
         hp = self
 
-        def step(g: Array, size: Array, previous: Array) -> tuple[Array, Array, Array]:
+        def leaf(
+            g: Array, p: Any, moments: tuple[Array, Array], constants: tuple
+        ) -> tuple[Array, tuple[Array, Array]]:
+            size, previous = moments
             work = compute_dtype(jnp.result_type(g.dtype, size.dtype))
             g_w = g.astype(work)
             # The product of the signs, not of the values: the product of two tiny
@@ -81,16 +85,16 @@ class ScaleByRprop(GradientTransformation):
             )
             new_size = jnp.where(agreement == 0, size.astype(work), grown)
             new_step = jnp.where(agreement < 0, jnp.zeros_like(g_w), new_size * jnp.sign(g_w))
-            return (
-                new_step.astype(g.dtype),
+            return new_step.astype(g.dtype), (
                 new_size.astype(size.dtype),
                 new_step.astype(previous.dtype),
             )
 
-        new_updates, step_sizes, prev_updates = tree_map_unzip(
-            step, 3, updates, state.step_sizes, state.prev_updates
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByRpropState(*new),
+            moments=(state.step_sizes, state.prev_updates),
         )
-        return new_updates, ScaleByRpropState(step_sizes, prev_updates)
 
 
 def scale_by_rprop(

@@ -8,12 +8,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import abs_sq, compute_dtype, safe_sqrt
 from ._scale import scale_by_learning_rate
-from ._tree import tree_full_like, tree_map_unzip
+from ._tree import tree_full_like
 from ._typecheck import typechecker
 
 __all__ = ["ScaleByRss", "ScaleByRssState", "adagrad", "scale_by_rss"]
@@ -26,7 +27,7 @@ class ScaleByRssState(eqx.Module):
     sum_of_squares: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
-class ScaleByRss(GradientTransformation):
+class ScaleByRss(LeafwiseTransformation):
     """``g / sqrt(Σ|g|² + eps)``, zero where the sum is zero."""
 
     initial_accumulator_value: Array = eqx.field(default=0.1, converter=as_scalar_hyperparameter)
@@ -40,13 +41,14 @@ class ScaleByRss(GradientTransformation):
     def init(self, params: PyTree) -> ScaleByRssState:
         return ScaleByRssState(tree_full_like(params, self.initial_accumulator_value))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByRssState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByRssState, params)
         eps = self.eps
 
-        def step(g: Array, s: Array) -> tuple[Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            s = moments[0]
             work = compute_dtype(g.dtype)
             g_w = g.astype(work)
             total = jnp.real(s.astype(work)) + abs_sq(g_w)
@@ -56,10 +58,11 @@ class ScaleByRss(GradientTransformation):
             positive = total > 0
             root = safe_sqrt(jnp.where(positive, total + eps.astype(total.dtype), 1))
             scaled = jnp.where(positive, g_w / root, 0)
-            return scaled.astype(g.dtype), total.astype(s.dtype)
+            return scaled.astype(g.dtype), (total.astype(s.dtype),)
 
-        new_updates, sum_of_squares = tree_map_unzip(step, 2, updates, state.sum_of_squares)
-        return new_updates, ScaleByRssState(sum_of_squares)
+        return LeafwiseStep(
+            leaf, lambda new: ScaleByRssState(new[0]), moments=(state.sum_of_squares,)
+        )
 
 
 def scale_by_rss(

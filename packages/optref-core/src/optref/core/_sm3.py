@@ -10,12 +10,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state, params_like
+from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import compute_dtype, safe_sqrt
 from ._scale import scale
-from ._tree import tree_map_unzip, tree_zeros_like, zeros_reduced_like
+from ._tree import tree_zeros_like, zeros_reduced_like
 from ._tree_check import check_real
 from ._typecheck import typechecker
 
@@ -45,7 +46,7 @@ def _axis_zeros(p: Array) -> list[Array]:
     ]
 
 
-class ScaleBySm3(GradientTransformation):
+class ScaleBySm3(LeafwiseTransformation):
     """SM3-II's accumulators, the scaled gradient, then momentum ``b1``."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -62,14 +63,17 @@ class ScaleBySm3(GradientTransformation):
         check_real(params, where="scale_by_sm3")
         return ScaleBySM3State(jax.tree.map(_axis_zeros, params), tree_zeros_like(params))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleBySM3State]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleBySM3State, params)
         check_real(updates, where="scale_by_sm3", tree_name="updates")
         b1, b2, eps = self.b1, self.b2, self.eps
 
-        def step(g: Array, maxima: list[Array], v: Array) -> tuple[Array, list[Array], Array]:
+        def leaf(
+            g: Array, p: Any, moments: tuple[list[Array], Array], constants: tuple
+        ) -> tuple[Array, tuple[list[Array], Array]]:
+            maxima, v = moments
             work = compute_dtype(jnp.result_type(g.dtype, v.dtype))
             g_w = g.astype(work)
             beta1, beta2 = b1.astype(work), b2.astype(work)
@@ -102,10 +106,9 @@ class ScaleBySm3(GradientTransformation):
                     ).astype(m.dtype)
                     for i, m in enumerate(maxima)
                 ]
-            return nu.astype(g.dtype), new_maxima, nu.astype(v.dtype)
+            return nu.astype(g.dtype), (new_maxima, nu.astype(v.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(step, 3, updates, state.mu, state.nu)
-        return new_updates, ScaleBySM3State(mu, nu)
+        return LeafwiseStep(leaf, lambda new: ScaleBySM3State(*new), moments=(state.mu, state.nu))
 
 
 def scale_by_sm3(

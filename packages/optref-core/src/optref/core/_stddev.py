@@ -9,10 +9,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._base import check_state, params_like
+from ._leafwise import LeafwiseStep
 from ._numerics import abs_sq, compute_dtype, safe_div
 from ._numerics import bias_correction as _bias_correction
 from ._rms import _ScaleBySecondMoment, rms_normalize
-from ._tree import tree_full_like, tree_map_unzip, tree_zeros_like
+from ._tree import tree_full_like, tree_zeros_like
 from ._typecheck import typechecker
 
 __all__ = [
@@ -83,9 +84,9 @@ class ScaleByStddev(_ScaleBySecondMoment):
             return ScaleByRStdDevWithCountState(jnp.zeros([], jnp.int32), mu, nu)
         return ScaleByRStdDevState(mu, nu)
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByRStdDevState | ScaleByRStdDevWithCountState]:
+    ) -> LeafwiseStep:
         state_type = ScaleByRStdDevWithCountState if self.bias_correction else ScaleByRStdDevState
         check_state(self, updates, state, state_type, params)
         count, correction = self._count_and_correction(state)
@@ -95,7 +96,8 @@ class ScaleByStddev(_ScaleBySecondMoment):
         )
         decay, eps = self.decay, self.eps
 
-        def step(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, v = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype, v.dtype))
             real = jnp.finfo(work).dtype
             g_w, m_w, v_w = g.astype(work), m.astype(work), jnp.real(v.astype(work))
@@ -110,12 +112,14 @@ class ScaleByStddev(_ScaleBySecondMoment):
             # Where the squares overflowed, the variance is taken as infinite: a zero step.
             variance = jnp.where(jnp.isinf(nu / c), jnp.inf, variance)
             scaled = rms_normalize(g_w, variance, eps.astype(real), self.eps_in_sqrt)
-            return scaled.astype(g.dtype), mu.astype(m.dtype), nu.astype(v.dtype)
+            return scaled.astype(g.dtype), (mu.astype(m.dtype), nu.astype(v.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(step, 3, updates, state.mu, state.nu)
-        if count is not None:  # with bias correction
-            return new_updates, ScaleByRStdDevWithCountState(count, mu, nu)
-        return new_updates, ScaleByRStdDevState(mu, nu)
+        def finish(new: tuple[PyTree, ...]) -> ScaleByRStdDevState | ScaleByRStdDevWithCountState:
+            if count is not None:  # with bias correction
+                return ScaleByRStdDevWithCountState(count, new[0], new[1])
+            return ScaleByRStdDevState(new[0], new[1])
+
+        return LeafwiseStep(leaf, finish, moments=(state.mu, state.nu))
 
 
 def scale_by_stddev(

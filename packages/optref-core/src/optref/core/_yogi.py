@@ -9,9 +9,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import ScaleByAdamState
-from ._base import GradientTransformation, check_state
+from ._base import check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
@@ -21,12 +22,12 @@ from ._numerics import (
     safe_increment,
 )
 from ._scale import scale_by_learning_rate
-from ._tree import _decay_pair, tree_full_like, tree_map_unzip
+from ._tree import _decay_pair, tree_full_like
 
 __all__ = ["ScaleByYogi", "scale_by_yogi", "yogi"]
 
 
-class ScaleByYogi(GradientTransformation):
+class ScaleByYogi(LeafwiseTransformation):
     """Scale by Yogi's bias-corrected moments."""
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
@@ -51,16 +52,17 @@ class ScaleByYogi(GradientTransformation):
             nu=tree_full_like(params, value),
         )
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ScaleByAdamState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ScaleByAdamState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
         correction_mu, correction_nu = bias_correction(b1, count), bias_correction(b2, count)
         _, complement2 = _decay_pair(b2)
 
-        def leaf(g: Array, m: Array, v: Array) -> tuple[Array, Array, Array]:
+        def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
+            m, v = moments
             work = compute_dtype(jnp.result_type(g.dtype, m.dtype))
             real = jnp.finfo(work).dtype
             g_w = g.astype(work)
@@ -72,10 +74,13 @@ class ScaleByYogi(GradientTransformation):
             v_new = jnp.where(v_w > g2, v_w - step, jnp.where(v_w < g2, v_w + step, v_w))
             m_hat = m_new / correction_mu.astype(work)
             step = adaptive_ratio(m_hat, v_new / correction_nu.astype(real), eps, eps_root)
-            return step.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+            return step.astype(g.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
 
-        new_updates, mu, nu = tree_map_unzip(leaf, 3, updates, state.mu, state.nu)
-        return new_updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
+        return LeafwiseStep(
+            leaf,
+            lambda new: ScaleByAdamState(count=count, mu=new[0], nu=new[1]),
+            moments=(state.mu, state.nu),
+        )
 
 
 def scale_by_yogi(

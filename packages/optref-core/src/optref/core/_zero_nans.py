@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, PyTree, jaxtyped
 
-from ._base import GradientTransformation, check_state
+from ._base import check_state
+from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._tree_check import check_tree_fits
 from ._typecheck import typechecker
 
@@ -23,15 +24,15 @@ class ZeroNansState(eqx.Module):
     found_nan: PyTree[Bool[Array, ""], " P"]  # pyright: ignore[reportUndefinedVariable]
 
 
-class ZeroNans(GradientTransformation):
+class ZeroNans(LeafwiseTransformation):
     """Set NaN elements of the updates to zero."""
 
     def init(self, params: PyTree) -> ZeroNansState:
         return ZeroNansState(jax.tree.map(lambda _: jnp.array(False), params))
 
-    def update(
+    def leafwise(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
-    ) -> tuple[PyTree, ZeroNansState]:
+    ) -> LeafwiseStep:
         check_state(self, updates, state, ZeroNansState, params)
         check_tree_fits(
             jax.tree.map(lambda _: 0, updates),
@@ -40,9 +41,13 @@ class ZeroNans(GradientTransformation):
             reference_name="updates",
             tree_name="state.found_nan",
         )
-        found_nan = jax.tree.map(lambda u: jnp.any(jnp.isnan(u)), updates)
-        cleaned = jax.tree.map(lambda u: jnp.where(jnp.isnan(u), jnp.zeros_like(u), u), updates)
-        return cleaned, ZeroNansState(found_nan)
+
+        def leaf(u: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:
+            # The previous flag is not read: the new one is this update's alone.
+            found_nan = jnp.any(jnp.isnan(u))
+            return jnp.where(jnp.isnan(u), jnp.zeros_like(u), u), (found_nan,)
+
+        return LeafwiseStep(leaf, lambda new: ZeroNansState(new[0]), moments=(state.found_nan,))
 
 
 def zero_nans() -> ZeroNans:
