@@ -199,6 +199,7 @@ def test_compile_per_kernel_kernels_that_differ_compile_one_by_one():
     assert seconds["p - u[10 i : 10 i + 10]"] > 3 * alike, seconds
 
 
+@pytest.mark.slow  # timings: beside another pytest worker, a compile time moved 2x
 def test_norm_passes_one_pass_pays_on_big_leaves_and_not_on_small_ones():
     """The bound at which the safe norms try the unscaled sum first: on leaves of 2**20
     elements one pass is several times faster than two (measured on the CPU: 48 against
