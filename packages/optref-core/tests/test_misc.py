@@ -289,6 +289,26 @@ def test_sm3_with_b2_below_one_averages_the_squares() -> None:
     _close(state.nu, u)
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("scale_by_rss", {}), ("scale_by_sm3", {"b1": 0.0})], ids=["rss", "sm3"]
+)
+def test_a_nan_or_infinite_gradient_makes_the_accumulator_ratio_nan_not_a_silent_zero(
+    name: str, kwargs: dict
+) -> None:
+    """A NaN or infinite gradient gives a NaN update there, as in Optax, and a NaN left in
+    the accumulator keeps the later updates NaN: it is seen, rather than turned into a zero
+    step now and on every later step (where Optax's later steps are zero)."""
+    tx = getattr(oc, name)(**kwargs)
+    g = jnp.array([1.0, jnp.nan, jnp.inf, -2.0])
+    (u1, u2), _ = _run(tx, jnp.zeros(4), [g, jnp.ones(4)])
+    assert np.array_equal(np.isnan(u1), [False, True, True, False])
+    assert np.isnan(u2[1]) and np.all(np.isfinite(np.asarray(u2)[[0, 3]]))
+    optax = pytest.importorskip("optax")
+    reference = getattr(optax, name)(**kwargs)
+    expected, _ = reference.update(g, reference.init(jnp.zeros(4)))
+    assert np.array_equal(np.isnan(u1), np.isnan(expected))
+
+
 def test_adafactor_decay_schedule() -> None:
     _close(decay_rate_pow(0, 0.8), 0.0)
     _close(decay_rate_pow(1, 0.8), 1 - 2.0**-0.8)

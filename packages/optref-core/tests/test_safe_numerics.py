@@ -68,13 +68,22 @@ def test_the_values_are_those_of_the_double_where_forms(dtype) -> None:
         (oc.safe_div, lambda x, y: numerics._safe_div_reference(x, y, 0.0)),
         (lambda x, y: oc.safe_div(x, y, 2.0), lambda x, y: numerics._safe_div_reference(x, y, 2.0)),
     ]
-    if dtype != ml_dtypes.bfloat16 and dtype != np.float16:  # adaptive_ratio's working dtypes
+    if dtype != ml_dtypes.bfloat16 and dtype != np.float16:  # the ratios' working dtypes
         pairs.append(
             (
                 lambda x, y: oc.adaptive_ratio(x, y, 1e-8),
                 lambda x, y: _ratio_reference(x, y, jnp.asarray(1e-8, dtype)),
             )
         )
+        for eps in (1e-7, 0.0):
+            pairs.append(
+                (
+                    lambda x, y, e=eps: oc.accumulator_ratio(x, y, e),
+                    lambda x, y, e=eps: numerics._accumulator_ratio_reference(
+                        x, y, jnp.asarray(e, dtype)
+                    ),
+                )
+            )
     for value, reference in pairs:
         assert _same(jax.jit(value)(x, y), jax.jit(reference)(x, y))
     # min_norm normal or zero: x86's max instruction, which XLA:CPU may emit for the select,
@@ -111,6 +120,16 @@ def test_the_derivatives_are_those_of_the_double_where_forms(dtype) -> None:
             lambda v, m: _ratio_reference(m, v, 0.0 * eps),
             (jnp.abs(y), x),
         ),
+        (
+            lambda s, g: oc.accumulator_ratio(g, s, 1e-8),
+            lambda s, g: numerics._accumulator_ratio_reference(g, s, eps),
+            (y, x),
+        ),
+        (
+            lambda s, g: oc.accumulator_ratio(g, s, 0.0),
+            lambda s, g: numerics._accumulator_ratio_reference(g, s, 0.0 * eps),
+            (y, x),
+        ),
     ]
     for value, reference, args in pairs:
         tangents = tuple(jnp.ones_like(a) for a in args)
@@ -144,6 +163,7 @@ def test_each_value_compiles_to_one_select() -> None:
     assert _count(oc.safe_sqrt, x, op="select") == 1
     assert _count(oc.safe_div, x, x, op="select") == 1
     assert _count(lambda m, v: oc.adaptive_ratio(m, v, 1e-8), x, x, op="select") == 2
+    assert _count(lambda g, s: oc.accumulator_ratio(g, s, 1e-7), x, x, op="select") == 1
 
 
 _ROOTS = [

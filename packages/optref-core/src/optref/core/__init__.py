@@ -84,6 +84,7 @@ from ._normalize import NormalizeByUpdateNorm, normalize_by_update_norm
 from ._novograd import ScaleByNovograd, ScaleByNovogradState, novograd, scale_by_novograd
 from ._numerics import (
     abs_sq,
+    accumulator_ratio,
     adaptive_ratio,
     bias_correction,
     compute_dtype,
@@ -283,6 +284,7 @@ __all__ = [
     "ZeroNans",
     "ZeroNansState",
     "abs_sq",
+    "accumulator_ratio",
     "adabelief",
     "adadelta",
     "adafactor",

@@ -18,9 +18,9 @@ from ._ema import ema
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
-    _differentiated_as,
     abs_sq,
     compute_dtype,
+    differentiated_as,
     safe_div,
     safe_increment,
     safe_sqrt,
@@ -77,7 +77,7 @@ def _rsqrt_or_zero_reference(x: Array) -> Array:
     return jnp.where(usable, 1 / safe_sqrt(jnp.where(usable, x, 1)), 0)
 
 
-@_differentiated_as(_rsqrt_or_zero_reference)
+@differentiated_as(_rsqrt_or_zero_reference)
 def _rsqrt_or_zero(x: Array) -> Array:
     """``x**-0.5``, and zero where ``x`` is zero, infinite or NaN (a step of zero).
 

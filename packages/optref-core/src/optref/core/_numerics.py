@@ -5,7 +5,7 @@ argument is replaced by a harmless value *before* the dangerous operation (the
 "double-where" pattern), so no NaN reaches the gradient through the untaken branch.
 
 The square root, the division and the norm take their derivatives from that form and
-compute their values in a shorter one (``_differentiated_as``): the double-where's first
+compute their values in a shorter one (:func:`differentiated_as`): the double-where's first
 select changes no value, only the derivative, and every select costs a step's compile
 time on each leaf. Values and derivatives are the double-where form's, bit for bit.
 """
@@ -21,6 +21,7 @@ from jaxtyping import Array, ArrayLike
 
 __all__ = [
     "abs_sq",
+    "accumulator_ratio",
     "adaptive_ratio",
     "bias_correction",
     "compute_dtype",
@@ -62,14 +63,20 @@ def scalar_dtype(value: ArrayLike) -> jnp.dtype:
     return compute_dtype(dtype)
 
 
-def _differentiated_as(reference: Callable[..., Array]) -> Callable[[F], F]:
+def differentiated_as(reference: Callable[..., Array]) -> Callable[[F], F]:
     """Give a function ``reference``'s derivatives: its value is its own body's.
 
-    The decorated body computes the same values as ``reference`` with fewer operations
-    (one ``select`` where ``reference`` needs the double-where pattern's two, whose first
-    only keeps NaN out of the derivative of the branch not taken). Under :func:`jax.jvp`,
+    $$\\frac{\\partial f}{\\partial x} := \\frac{\\partial\\,\\mathrm{reference}}{\\partial x},
+    \\qquad f(x) = \\mathrm{body}(x) = \\mathrm{reference}(x)$$
+
+    An internal helper of optref's elementwise numerics (not exported). The decorated body
+    must compute the same values as ``reference``, with fewer operations: one ``select``
+    where ``reference`` needs the double-where pattern's two or more, whose first only
+    keeps NaN out of the derivative of the branch not taken. Under :func:`jax.jvp`,
     :func:`jax.grad` and their compositions, the value and the derivatives are
-    ``reference``'s, to the bit; elsewhere the step compiles to the shorter program.
+    ``reference``'s, to the bit (a :func:`jax.custom_jvp` whose rule is the ``jvp`` of
+    ``reference``); elsewhere the step compiles to the shorter program. Every use has a test
+    that compares the two on random bit patterns of each float dtype.
     """
 
     def decorate(value: F) -> F:
@@ -86,7 +93,7 @@ def _safe_div_reference(numerator: Array, denominator: Array, fallback: ArrayLik
     return jnp.where(is_zero, fallback, numerator / safe_denominator)
 
 
-@_differentiated_as(_safe_div_reference)
+@differentiated_as(_safe_div_reference)
 def _safe_div(numerator: Array, denominator: Array, fallback: ArrayLike) -> Array:
     return jnp.where(denominator == 0, fallback, numerator / denominator)
 
@@ -110,7 +117,7 @@ def _safe_sqrt_reference(x: Array) -> Array:
     return jnp.where(positive, jnp.sqrt(safe_x), jnp.where(jnp.isnan(x), x, jnp.zeros_like(x)))
 
 
-@_differentiated_as(_safe_sqrt_reference)
+@differentiated_as(_safe_sqrt_reference)
 def _safe_sqrt(x: Array) -> Array:
     # A NaN fails ``x <= 0`` and keeps its root, NaN; -0 gives +0, as the reference does.
     # The root goes through a select, as in the reference: XLA rewrites ``a / sqrt(b)``
@@ -149,7 +156,7 @@ def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = N
     takes a second norm, of ones, where the first is at most ``min_norm``.
     """
 
-    @_differentiated_as(lambda x, min_norm: _safe_norm_reference(x, min_norm, ord))
+    @differentiated_as(lambda x, min_norm: _safe_norm_reference(x, min_norm, ord))
     def value(x: Array, min_norm: ArrayLike) -> Array:
         norm = jnp.linalg.norm(x.ravel(), ord=ord)
         return jnp.where(norm > min_norm, norm, min_norm)
@@ -336,6 +343,47 @@ def adaptive_ratio(
     v = jnp.real(second_moment) + jnp.asarray(eps_root).astype(dtype)
     denominator = safe_sqrt(v) + jnp.asarray(eps).astype(dtype)
     return safe_div(numerator, denominator.astype(numerator.dtype))
+
+
+def _accumulator_ratio_reference(numerator: Array, accumulator: Array, eps: Array) -> Array:
+    empty = accumulator <= 0  # false for NaN, whose root is NaN
+    root = safe_sqrt(jnp.where(empty, jnp.ones_like(accumulator), accumulator + eps))
+    return jnp.where(empty, numerator * 0, numerator / root)
+
+
+@differentiated_as(_accumulator_ratio_reference)
+def _accumulator_ratio(numerator: Array, accumulator: Array, eps: Array) -> Array:
+    # Where the accumulator is empty the divisor is infinite: numerator / inf is the
+    # reference's numerator * 0 for every numerator (a signed zero, NaN for inf and NaN).
+    # The root reaches the division through the select, so XLA does not rewrite the two
+    # into a less accurate rsqrt (see safe_sqrt).
+    divisor = jnp.where(accumulator <= 0, jnp.inf, jnp.sqrt(accumulator + eps))
+    return numerator / divisor
+
+
+def accumulator_ratio(numerator: Array, accumulator: Array, eps: ArrayLike) -> Array:
+    """The adaptive step of Adagrad and SM3: a gradient over the root of an accumulator of
+    squares, zero where nothing has accumulated.
+
+    $$r = \\begin{cases} g / \\sqrt{s + \\varepsilon} & s > 0 \\\\
+    0 \\cdot g & s \\le 0 \\end{cases}$$
+
+    ``numerator`` and ``accumulator`` are arrays in the compute dtype, the accumulator real
+    and nonnegative; ``eps`` is rounded to the accumulator's dtype. Where $s = 0$ (every
+    gradient so far zero, and no initial value) the step is zero, rather than the
+    ``0 / sqrt(eps)`` that is also zero but whose derivative in $s$ is not defined when
+    $\\varepsilon = 0$. A NaN or infinite gradient makes the step NaN, as in Optax, and
+    so does the NaN accumulator it leaves, on every later step: a NaN is not turned into a
+    silent zero step (where Optax's later steps are zero). Computed in one ``select``; the
+    derivatives are those of the double-where form, which takes the root of 1 where
+    $s \\le 0$. Reference: Duchi, Hazan & Singer (2011), *Adaptive Subgradient Methods
+    for Online Learning and Stochastic Optimization*; Anil, Gupta, Koren & Singer (2019),
+    *Memory-Efficient Adaptive Optimization*.
+    """
+    accumulator = jnp.asarray(accumulator)
+    return _accumulator_ratio(
+        jnp.asarray(numerator), accumulator, jnp.asarray(eps).astype(accumulator.dtype)
+    )
 
 
 def _power_of_two_near(largest: Array) -> tuple[Array, Array]:

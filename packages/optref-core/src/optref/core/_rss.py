@@ -12,7 +12,7 @@ from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import abs_sq, compute_dtype, safe_sqrt
+from ._numerics import abs_sq, accumulator_ratio, compute_dtype
 from ._scale import scale_by_learning_rate
 from ._tree import tree_full_like
 from ._typecheck import typechecker
@@ -52,12 +52,7 @@ class ScaleByRss(LeafwiseTransformation):
             work = compute_dtype(g.dtype)
             g_w = g.astype(work)
             total = jnp.real(s.astype(work)) + abs_sq(g_w)
-            # Where the sum is zero (every gradient so far zero, no initial value) the
-            # update is zero; the root is taken of a safe value there, so neither the
-            # value nor its derivative is 0/0.
-            positive = total > 0
-            root = safe_sqrt(jnp.where(positive, total + eps.astype(total.dtype), 1))
-            scaled = jnp.where(positive, g_w / root, 0)
+            scaled = accumulator_ratio(g_w, total, eps)
             return scaled.astype(g.dtype), (total.astype(s.dtype),)
 
         return LeafwiseStep(

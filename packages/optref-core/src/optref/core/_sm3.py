@@ -14,7 +14,7 @@ from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import compute_dtype, safe_sqrt
+from ._numerics import accumulator_ratio, compute_dtype
 from ._scale import scale
 from ._tree import tree_zeros_like, zeros_reduced_like
 from ._tree_check import check_real
@@ -91,9 +91,7 @@ class ScaleBySm3(LeafwiseTransformation):
             # b2 = 1 is SM3's sum of squares; b2 < 1 a moving average of them.
             weight = jnp.where(beta2 == 1, jnp.ones_like(beta2), 1 - beta2)
             accumulator = weight * g_w * g_w + beta2 * previous
-            positive = accumulator > 0
-            root = safe_sqrt(jnp.where(positive, accumulator + eps.astype(work), 1))
-            scaled = jnp.where(positive, g_w / root, 0)
+            scaled = accumulator_ratio(g_w, accumulator, eps)
             nu = (1 - beta1) * scaled + beta1 * v.astype(work)
             if g.ndim < 2:
                 new_maxima = [accumulator.astype(maxima[0].dtype)]
