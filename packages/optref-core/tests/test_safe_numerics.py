@@ -220,3 +220,23 @@ def test_adafactors_inverse_root_is_its_double_where_form_but_zero_where_that_wa
     points = jnp.asarray([0.0, -1.0, 4.0, np.inf, np.nan, 1e-3], dtype)
     grads = jax.jit(jax.vmap(jax.grad(_rsqrt_or_zero)))(points)
     assert _same(grads, jax.jit(jax.vmap(jax.grad(_rsqrt_or_zero_reference)))(points))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_adadeltas_root_ratio_is_its_double_where_form_on_nonnegative_moments(dtype) -> None:
+    """One select instead of three: the same values on nonnegative numbers (subnormal,
+    infinite and NaN ones included) and the same derivatives; a negative moment, which no
+    step makes, has a NaN root."""
+    from optref.core._adadelta import _root_ratio, _root_ratio_reference
+
+    a = jnp.abs(jnp.asarray(_values(dtype, n=20000, seed=4)))
+    b = jnp.abs(jnp.asarray(_values(dtype, n=20000, seed=5)))
+    b = b.at[::7].set(0)  # zero second moments, against every kind of first one
+    assert _same(jax.jit(_root_ratio)(a, b), jax.jit(_root_ratio_reference)(a, b))
+    assert _count(_root_ratio, a, b, op="select") == 1
+    assert np.isnan(_root_ratio(jnp.asarray(-1.0, dtype), jnp.asarray(1.0, dtype)))
+    a, b = (jnp.abs(v) for v in _at_the_edges(dtype))
+    tangents = (jnp.ones_like(a), jnp.ones_like(b))
+    out, tangent = jax.jit(lambda *x: jax.jvp(_root_ratio, x, tangents))(a, b)
+    out_ref, tangent_ref = jax.jit(lambda *x: jax.jvp(_root_ratio_reference, x, tangents))(a, b)
+    assert _same(out, out_ref) and _same(tangent, tangent_ref)

@@ -12,7 +12,7 @@ from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import abs_sq, compute_dtype, safe_div, safe_sqrt
+from ._numerics import abs_sq, compute_dtype, differentiated_as, safe_div, safe_sqrt
 from ._scale import scale_by_learning_rate
 from ._stateless import identity
 from ._tree import tree_zeros_like
@@ -28,6 +28,24 @@ class ScaleByAdaDeltaState(eqx.Module):
 
     e_g: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
     e_x: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
+
+
+def _root_ratio_reference(steps: Array, gradients: Array) -> Array:
+    numerator = safe_sqrt(steps)
+    return safe_div(numerator, safe_sqrt(gradients), numerator * 0)
+
+
+@differentiated_as(_root_ratio_reference)
+def _root_ratio(steps: Array, gradients: Array) -> Array:
+    """``sqrt(steps) / sqrt(gradients)`` for two nonnegative moments, zero where the
+    second's root is zero (NaN where the first is then NaN or infinite), in one select.
+
+    On nonnegative numbers, NaN and infinities the values are those of the double-where
+    form (:func:`safe_div` of two :func:`safe_sqrt`), and so are the derivatives; a
+    negative moment, which no step makes, has the root NaN here where that form takes 0.
+    """
+    root = jnp.sqrt(gradients)
+    return jnp.sqrt(steps) / jnp.where(root == 0, jnp.inf, root)
 
 
 class ScaleByAdadelta(LeafwiseTransformation):
@@ -58,7 +76,7 @@ class ScaleByAdadelta(LeafwiseTransformation):
             g_w = g.astype(work)
             new_e_g = (1 - r) * abs_sq(g_w) + r * jnp.real(e_g.astype(work))
             # With eps = 0 both roots can be zero (no gradient yet): a zero step, not 0/0.
-            ratio = safe_div(safe_sqrt(jnp.real(e_x.astype(work)) + e), safe_sqrt(new_e_g + e))
+            ratio = _root_ratio(jnp.real(e_x.astype(work)) + e, new_e_g + e)
             scaled = ratio * g_w
             new_e_x = (1 - r) * abs_sq(scaled) + r * jnp.real(e_x.astype(work))
             return scaled.astype(g.dtype), (new_e_g.astype(e_g.dtype), new_e_x.astype(e_x.dtype))
