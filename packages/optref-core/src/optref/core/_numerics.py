@@ -372,9 +372,9 @@ def accumulator_ratio(numerator: Array, accumulator: Array, eps: ArrayLike) -> A
     and nonnegative; ``eps`` is rounded to the accumulator's dtype. Where $s = 0$ (every
     gradient so far zero, and no initial value) the step is zero, rather than the
     ``0 / sqrt(eps)`` that is also zero but whose derivative in $s$ is not defined when
-    $\\varepsilon = 0$. A NaN or infinite gradient makes the step NaN, as in Optax, and
-    so does the NaN accumulator it leaves, on every later step: a NaN is not turned into a
-    silent zero step (where Optax's later steps are zero). Computed in one ``select``; the
+    $\\varepsilon = 0$. A NaN or infinite gradient makes the step NaN, as in Optax. A NaN
+    gradient leaves a NaN accumulator, which keeps that element's later steps NaN rather
+    than silently zero (Optax's later steps are zero). Computed in one ``select``; the
     derivatives are those of the double-where form, which takes the root of 1 where
     $s \\le 0$. Reference: Duchi, Hazan & Singer (2011), *Adaptive Subgradient Methods
     for Online Learning and Stochastic Optimization*; Anil, Gupta, Koren & Singer (2019),
