@@ -251,14 +251,16 @@ def test_the_lowered_step_grows_by_a_call_per_leaf() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["adabelief", "adam", "adamax", "adamw", "amsgrad", "lamb", "nadam", "nadamw", "yogi"]
+    "name",
+    ["adabelief", "adam", "adamax", "adamw", "amsgrad", "lamb", "nadam", "nadamw", "radam", "yogi"],
 )
 def test_no_elementwise_kernel_of_the_compiled_step_reads_the_step_count(name: str) -> None:
     """The bias corrections are scalars computed once per step, not again in every leaf's
     kernel: no kernel of the compiled step that writes a leaf-shaped array takes the int32
     step count as an operand. A correction that ended in a select of its cases was copied by
     XLA into every params kernel, with the count and three more scalar operands; passed
-    through :func:`optref.core.computed_once`, it is computed once."""
+    through :func:`optref.core.computed_once`, it is computed once. So is RAdam's
+    rectification, whose series for the Langevin function XLA copied into every kernel."""
     params = {f"p{i}": jnp.ones((5,), jnp.float32) for i in range(4)}
     tx = getattr(oc, name)(1e-3)
 

@@ -18,6 +18,7 @@ from ._numerics import (
     adaptive_ratio,
     bias_correction,
     compute_dtype,
+    computed_once,
     debiased_momentum,
     momentum_corrections,
     moving_average,
@@ -91,7 +92,9 @@ def rectification(
 
     a sum of positive terms that is computed here to full precision. In the hyperparameter
     dtype (at least float32). The factor is computed only where it applies (double where),
-    so gradients with respect to ``b2`` are finite on every step.
+    so gradients with respect to ``b2`` are finite on every step. Both results go through
+    :func:`computed_once`: every leaf reads them, and XLA would otherwise copy the series
+    for $L$ into each leaf's kernel.
     """
     b2 = jnp.asarray(b2)
     dtype = scalar_dtype(b2)
@@ -107,7 +110,8 @@ def rectification(
     rho_s = jnp.where(applies, rho, 5 * jnp.ones_like(rho))
     rho_inf_s = jnp.where(applies, rho_inf, 5 * jnp.ones_like(rho_inf))
     ratio = ((rho_s - 4) * (rho_s - 2) * rho_inf_s) / ((rho_inf_s - 4) * (rho_inf_s - 2) * rho_s)
-    return safe_sqrt(ratio), applies
+    # Read by every leaf's kernel: computed once per step, not copied into each of them.
+    return computed_once(safe_sqrt(ratio)), computed_once(applies)
 
 
 class ScaleByRadam(LeafwiseTransformation):
