@@ -222,15 +222,18 @@ def test_norm_passes_one_pass_pays_on_big_leaves_and_not_on_small_ones():
 
 def test_compile_catalogue_writes_one_row_per_alias():
     """The script behind the benchmarks page's catalogue table, on 30 leaves: a row per
-    alias with both libraries' times and the speed-up."""
+    alias with both libraries' times, the speed-up and the instructions a leaf."""
     script = load("compile_catalogue")
     lines: list[str] = []
     script.table(["rmsprop", "sm3"], leaves=30, size=10, repeats=1, write=lines.append)
     assert len(lines) == 4 and lines[2].startswith("| rmsprop |") and lines[3].startswith("| sm3 |")
     for line in lines[2:]:
         cells = [c.strip(" *") for c in line.strip("|").split("|")]
-        (ol, xl), (oc, xc) = (tuple(map(float, c.split(" / "))) for c in cells[1:3])
+        (ol, xl), (oc, xc), (oi, xi) = (
+            tuple(map(float, c.split(" / "))) for c in (cells[1], cells[2], cells[4])
+        )
         assert min(ol, xl, oc, xc, float(cells[3])) > 0
+        assert 10 < oi < 200 and 10 < xi < 200  # a leaf's kernels, not the whole step
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 Where Optax's cost is per leaf, optref's leafwise transformations trace their leaf math
 once per leaf signature; this script measures what that leaves of the compile time, alias
-by alias, as a Markdown table (CPU seconds of this process, the best of ``--repeats``):
+by alias, as a Markdown table (CPU seconds of this process, the best of ``--repeats``),
+with what XLA's compile grows with, the HLO instructions of the compiled step per leaf:
 
     python docs/examples/compile_catalogue.py --leaves 1000 --size 10
 """
@@ -10,6 +11,7 @@ by alias, as a Markdown table (CPU seconds of this process, the best of ``--repe
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,20 +62,45 @@ def measure(library: Any, alias: str, params: dict, repeats: int) -> tuple[float
     return lower, compile_
 
 
+def instructions_per_leaf(library: Any, alias: str, size: int) -> float:
+    """The HLO instructions that each leaf adds to ``library.alias``'s compiled step.
+
+    Half the difference between the instructions (``%name = type op(...)`` lines of
+    ``compiled.as_text()``, fusions' bodies included) on three leaves of ``size`` float32
+    and on one: what is compiled again for every leaf, without what is compiled once per
+    step (the step count, the bias corrections, a schedule).
+    """
+
+    def instructions(leaves: int) -> int:
+        params = {f"p{i}": jnp.ones(size, jnp.float32) for i in range(leaves)}
+        tx = getattr(library, alias)(**ALIASES[alias])
+
+        def step(p: Any, state: Any, g: Any) -> Any:
+            updates, state = tx.update(g, state, p)
+            return library.apply_updates(p, updates), state
+
+        text = jax.jit(step).lower(params, tx.init(params), params).compile().as_text()
+        return len(re.findall(r"= \S+ [\w-]+\(", text))
+
+    return (instructions(3) - instructions(1)) / 2
+
+
 def table(aliases: list[str], leaves: int, size: int, repeats: int, write: Callable) -> None:
-    """Print one Markdown row per alias: optref's and Optax's times and the speed-ups."""
+    """Print one Markdown row per alias: optref's and Optax's times, the speed-up and the
+    HLO instructions a leaf."""
     rng = np.random.default_rng(0)
     params = {f"p{i:04d}": jnp.asarray(rng.random(size, np.float32)) for i in range(leaves)}
     write(
         "| alias | trace and lowering, optref / Optax (s) | XLA compile, optref / Optax (s) "
-        "| total speed-up |"
+        "| total speed-up | HLO instructions a leaf, optref / Optax |"
     )
-    write("|---|---|---|---|")
+    write("|---|---|---|---|---|")
     for alias in aliases:
         (ol, oc_), (xl, xc) = (measure(lib, alias, params, repeats) for lib in (oc, optax))
+        oi, xi = (instructions_per_leaf(lib, alias, size) for lib in (oc, optax))
         write(
             f"| {alias} | {ol:.2f} / {xl:.2f} | {oc_:.2f} / {xc:.2f} "
-            f"| **{(xl + xc) / (ol + oc_):.2f}** |"
+            f"| **{(xl + xc) / (ol + oc_):.2f}** | {oi:g} / {xi:g} |"
         )
 
 
