@@ -76,7 +76,8 @@ def differentiated_as(reference: Callable[..., Array]) -> Callable[[F], F]:
     :func:`jax.grad` and their compositions, the value and the derivatives are
     ``reference``'s, to the bit (a :func:`jax.custom_jvp` whose rule is the ``jvp`` of
     ``reference``); elsewhere the step compiles to the shorter program. Every use has a test
-    that compares the two on random bit patterns of each float dtype.
+    that compares the two, values and derivatives, on random bit patterns
+    (``tests/test_safe_numerics.py``).
     """
 
     def decorate(value: F) -> F:
