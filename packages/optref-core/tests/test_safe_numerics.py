@@ -240,3 +240,25 @@ def test_adadeltas_root_ratio_is_its_double_where_form_on_nonnegative_moments(dt
     out, tangent = jax.jit(lambda *x: jax.jvp(_root_ratio, x, tangents))(a, b)
     out_ref, tangent_ref = jax.jit(lambda *x: jax.jvp(_root_ratio_reference, x, tangents))(a, b)
     assert _same(out, out_ref) and _same(tangent, tangent_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_rmsprops_division_by_a_root_is_its_double_where_form_on_nonnegative_radicands(
+    dtype,
+) -> None:
+    """One select instead of two: ``g / sqrt(v + eps)``, ``0 * g`` where the root is zero,
+    with the values (on nonnegative radicands, subnormal, infinite and NaN ones included,
+    against gradients of every kind) and the derivatives of the double-where form."""
+    from optref.core._rms import _over_root, _over_root_reference
+
+    g = jnp.asarray(_values(dtype, n=20000, seed=6))
+    v = jnp.abs(jnp.asarray(_values(dtype, n=20000, seed=7)))
+    v = v.at[::7].set(0).at[1::7].set(np.finfo(dtype).smallest_subnormal)
+    assert _same(jax.jit(_over_root)(g, v), jax.jit(_over_root_reference)(g, v))
+    assert _count(_over_root, g, v, op="select") == 1
+    g, v = _at_the_edges(dtype)
+    v = jnp.abs(v)
+    tangents = (jnp.ones_like(g), jnp.ones_like(v))
+    out, tangent = jax.jit(lambda *x: jax.jvp(_over_root, x, tangents))(g, v)
+    out_ref, tangent_ref = jax.jit(lambda *x: jax.jvp(_over_root_reference, x, tangents))(g, v)
+    assert _same(out, out_ref) and _same(tangent, tangent_ref)

@@ -11,7 +11,15 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 from ._base import check_state, params_like
 from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import abs_sq, adaptive_ratio, compute_dtype, safe_increment
+from ._numerics import (
+    abs_sq,
+    adaptive_ratio,
+    compute_dtype,
+    differentiated_as,
+    safe_div,
+    safe_increment,
+    safe_sqrt,
+)
 from ._numerics import bias_correction as _bias_correction
 from ._tree import tree_full_like
 from ._typecheck import typechecker
@@ -40,18 +48,42 @@ class ScaleByRmsWithCountState(eqx.Module):
     nu: PyTree[Inexact[Array, "?*shape"], " P"] = params_like()  # pyright: ignore[reportUndefinedVariable]
 
 
+def _over_root_reference(g: Array, radicand: Array) -> Array:
+    return safe_div(g, safe_sqrt(radicand), g * 0)
+
+
+@differentiated_as(_over_root_reference)
+def _over_root(g: Array, radicand: Array) -> Array:
+    """``g / sqrt(radicand)`` for a nonnegative radicand, ``0 * g`` where the root is zero,
+    in one select.
+
+    On nonnegative numbers, NaN and infinities the values are those of the double-where
+    form (:func:`safe_div` of :func:`safe_sqrt`), and so are the derivatives. The root is
+    tested, not the radicand: XLA:CPU takes the root of a subnormal as zero, while whether
+    a comparison reads it as zero depends on the instructions it emits. A negative
+    radicand, which no moving average of squares is, has the root NaN here where that form
+    takes 0. The root reaches the
+    division through the select, so XLA does not rewrite the two into a less accurate
+    ``rsqrt`` (see :func:`optref.core.safe_sqrt`).
+    """
+    root = jnp.sqrt(radicand)
+    return g / jnp.where(root == 0, jnp.inf, root)
+
+
 def rms_normalize(g: Array, second_moment: Array, eps: Array, eps_in_sqrt: bool) -> Array:
     """``g`` over the root of a second-moment estimate, with ``eps`` inside or outside it.
 
     $$u = \\frac{g}{\\sqrt{v + \\varepsilon}} \\quad\\text{or}\\quad
     u = \\frac{g}{\\sqrt{v} + \\varepsilon}$$
 
-    ``g`` and ``second_moment`` are in the compute dtype; the root and the division are
-    :func:`optref.core.adaptive_ratio`'s (zero, not 0/0, where the denominator is zero;
-    finite derivatives at $v = 0$).
+    ``g`` and ``second_moment`` (nonnegative) are in the compute dtype. Where the
+    denominator is zero the step is zero (``0 * g``), not 0/0, and the derivatives at
+    $v = 0$ are finite: those of :func:`optref.core.safe_div` and
+    :func:`optref.core.safe_sqrt`. With ``eps`` inside the root this takes one select
+    (``_over_root``); outside it, :func:`optref.core.adaptive_ratio`'s two.
     """
     if eps_in_sqrt:
-        return adaptive_ratio(g, second_moment, 0.0, eps_root=eps)
+        return _over_root(g, jnp.real(second_moment) + eps)
     return adaptive_ratio(g, second_moment, eps)
 
 
