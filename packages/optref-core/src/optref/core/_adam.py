@@ -189,12 +189,18 @@ def nadam(
     eps: float | Array = 1e-8,
     eps_root: float | Array = 0.0,
     mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
 ) -> Chain:
-    """NAdam: :func:`adam` with Nesterov momentum (``nesterov=True``).
+    """NAdam: :func:`adam` with Nesterov momentum (``nesterov=True``, the default here).
+
+    $$p_{t} = p_{t-1} - \\eta_t\\,\\frac{\\beta_1 \\hat m_{t+1} + (1-\\beta_1)\\,g_t /
+    (1-\\beta_1^t)}{\\sqrt{\\hat v_t + \\varepsilon_{\\mathrm{root}}} + \\varepsilon},
+    \\qquad \\hat m_{t+1} = \\frac{m_t}{1-\\beta_1^{t+1}}$$
 
     Reference: Dozat, *Incorporating Nesterov Momentum into Adam* (2016); ``optax.nadam``.
     """
-    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
+    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
 
 def adamw(
@@ -234,6 +240,18 @@ def nadamw(
     mu_dtype: Any = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
+    *,
+    nesterov: bool = True,
 ) -> Chain:
-    """NAdamW: :func:`adamw` with Nesterov momentum. Reference: ``optax.nadamw``."""
-    return adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=True)
+    """NAdamW: :func:`adamw` with Nesterov momentum (``nesterov=True``, the default here).
+
+    $$p_{t} = p_{t-1} - \\eta_t\\Big(\\frac{\\beta_1 \\hat m_{t+1} + (1-\\beta_1)\\,g_t /
+    (1-\\beta_1^t)}{\\sqrt{\\hat v_t + \\varepsilon_{\\mathrm{root}}} + \\varepsilon}
+    + \\lambda\\,p_{t-1}\\Big), \\qquad \\hat m_{t+1} = \\frac{m_t}{1-\\beta_1^{t+1}}$$
+
+    References: Dozat (2016); Loshchilov & Hutter, *Decoupled Weight Decay
+    Regularization* (2019); ``optax.nadamw``.
+    """
+    return adamw(
+        learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=nesterov
+    )

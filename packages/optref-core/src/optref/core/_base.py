@@ -27,6 +27,7 @@ from ._hyperparameters import (
     is_concrete,
     transformation_name,
 )
+from ._tree import as_array
 from ._tree_check import check_inexact, check_tree_fits
 
 __all__ = [
@@ -107,6 +108,12 @@ class GradientTransformation(eqx.Module):
                 raise HyperparameterError(
                     f"{name}: {field} must be {kinds}, got {value!r}."
                 ) from error
+            if isinstance(converted, jax.Array) and converted.ndim != 0:
+                raise HyperparameterError(
+                    f"{name}: {field} must be a scalar, got an array of shape "
+                    f"{tuple(converted.shape)}; to sweep over values, build the "
+                    "transformation inside jax.vmap or use optref.core.sweep."
+                )
             object.__setattr__(self, field, converted)
 
     def __check_init__(self) -> None:
@@ -154,7 +161,7 @@ def _checking_params(init: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(init)
     def checked_init(self: GradientTransformation, params: PyTree) -> Any:
         check_inexact(params, where=transformation_name(self))
-        return init(self, params)
+        return init(self, jax.tree.map(as_array, params))
 
     return checked_init
 

@@ -59,8 +59,8 @@ class ScaleByDistanceOverGradients(GradientTransformation):
             return distance.astype(jnp.finfo(p.dtype).dtype), jnp.zeros((1,))
 
         max_dist, sums = tree_map_unzip(leaf, 2, params)
-        # A copy of the params as arrays, also where they are NumPy arrays.
-        init_params = tree_cast(jax.tree.map(jnp.asarray, params), self.param_dtype)
+        # init's params are JAX arrays (NumPy ones are converted before init runs).
+        init_params = tree_cast(params, self.param_dtype)
         return ScaleByDistanceOverGradientsState(max_dist, sums, init_params)
 
     def update(

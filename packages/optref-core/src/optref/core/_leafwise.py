@@ -40,6 +40,7 @@ from jax.core import Tracer
 from jaxtyping import Array, PyTree
 
 from ._base import EmptyState, GradientTransformation, check_state, require_params
+from ._tree import as_array
 from ._tree_check import check_tree_fits
 
 __all__ = ["LeafwiseStep", "LeafwiseTransformation", "StatelessLeafwise", "apply_leafwise"]
@@ -208,10 +209,11 @@ def apply_leafwise(
     leaf, without compiling anything.
     """
     g_leaves, treedef = jax.tree.flatten(updates)
+    g_leaves = [as_array(g) for g in g_leaves]
     p_leaves = (
         [None] * len(g_leaves)
         if params is None
-        else _leaves_like(treedef, params, updates, "params")
+        else [as_array(p) for p in _leaves_like(treedef, params, updates, "params")]
     )
     moment_leaves = [
         [_leaves_like(treedef, tree, updates, "a state tree") for tree in step.moments]

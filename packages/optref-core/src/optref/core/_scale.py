@@ -10,9 +10,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int, PyTree, jaxtyped
 
 from ._base import EmptyState, check_state
-from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, resolve
+from ._hyperparameters import (
+    HyperparameterError,
+    ScalarOrSchedule,
+    as_scalar_hyperparameter,
+    resolve,
+)
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import computed_once, safe_increment
+from ._stateless import Identity, identity
 from ._typecheck import typechecker
 
 __all__ = [
@@ -115,6 +121,14 @@ class ScaleByLearningRate(LeafwiseTransformation):
     flip_sign: bool = eqx.field(static=True, default=True)
     schedule_hyperparameters = ("learning_rate",)
 
+    def __check_init__(self) -> None:
+        if self.learning_rate is None:
+            raise HyperparameterError(
+                "scale_by_learning_rate: learning_rate must be a number, an array or a "
+                "callable count -> value, got None; scale_by_learning_rate(None) and the "
+                "aliases given learning_rate=None apply no scaling (identity())."
+            )
+
     def _is_schedule(self) -> bool:
         return callable(self.learning_rate) and not isinstance(self.learning_rate, jax.Array)
 
@@ -135,14 +149,17 @@ class ScaleByLearningRate(LeafwiseTransformation):
 
 
 def scale_by_learning_rate(
-    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
-) -> ScaleByLearningRate:
+    learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
+) -> ScaleByLearningRate | Identity:
     """Scale the updates by the learning rate, with a minus sign for descent.
 
     $$u_t \\mapsto -\\eta_t\\,u_t$$
 
     ``learning_rate`` is a number, an array or a callable ``count -> value`` (a
-    schedule); with a schedule the state counts the steps. Reference:
-    ``optax.scale_by_learning_rate``.
+    schedule); with a schedule the state counts the steps. ``None`` means no scaling: the
+    result is :func:`identity` (so ``adam(None)`` gives Adam's direction unscaled, for a
+    line search or a wrapper to scale). Reference: ``optax.scale_by_learning_rate``.
     """
+    if learning_rate is None:
+        return identity()
     return ScaleByLearningRate(learning_rate, flip_sign)

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._numerics import bias_correction, compute_dtype, computed_once, safe_sqrt, scalar_dtype
@@ -45,6 +46,19 @@ __all__ = [
     "tree_zeros_like",
     "zeros_reduced_like",
 ]
+
+
+def as_array(leaf: Any) -> Any:
+    """A Python number leaf (``{'t': 1.0}``) or a NumPy one as the JAX array it computes as
+    (:func:`jax.numpy.asarray`: a Python float weakly typed, a NumPy float64 float32 when
+    64-bit mode is off); JAX arrays, tracers, ``None`` and booleans as they are. Optax's
+    transformations take such leaves through ``jax.numpy``; optref's read their dtypes, so
+    ``init`` and the leafwise pass convert them first."""
+    if isinstance(leaf, int | float | complex) and not isinstance(leaf, bool):
+        return jnp.asarray(leaf)
+    if isinstance(leaf, np.ndarray | np.generic):
+        return jnp.asarray(leaf)
+    return leaf
 
 
 def _leaves(tree: PyTree) -> list[Array]:

@@ -90,7 +90,8 @@ def check_tree_fits(
     """Raise :class:`TreeMismatchError` if ``tree`` differs from ``reference``.
 
     The structure (including where ``None`` stands), every leaf's shape and, with
-    ``check_dtype``, every leaf's dtype must be the same. The message names ``where``
+    ``check_dtype``, every leaf's dtype, as JAX computes in it (a NumPy float64 is float32
+    when 64-bit mode is off), must be the same. The message names ``where``
     (the transformation), both trees and the first PyTree path at which they differ.
     """
     ref_leaves = _with_paths(reference)
@@ -142,14 +143,21 @@ def check_tree_fits(
                 f"{reference_name} has shape {tuple(ref_shape)}."
             )
         if check_dtype:
-            ref_dtype = getattr(ref_leaf, "dtype", None)
-            dtype = getattr(leaf, "dtype", None)
+            ref_dtype = _canonical_dtype(ref_leaf)
+            dtype = _canonical_dtype(leaf)
             if ref_dtype is not None and dtype is not None and ref_dtype != dtype:
                 raise TreeMismatchError(
                     f"{where}: at {path_str(path)}, {tree_name} has dtype "
                     f"{np.dtype(dtype).name} but {reference_name} has dtype "
                     f"{np.dtype(ref_dtype).name}."
                 )
+
+
+def _canonical_dtype(leaf: Any) -> np.dtype | None:
+    """The dtype JAX computes ``leaf`` in: a NumPy float64 leaf is float32 when 64-bit mode
+    is off, as the state :func:`jax.numpy.asarray` built from it is."""
+    dtype = getattr(leaf, "dtype", None)
+    return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
 
 def check_real(tree: PyTree, *, where: str, tree_name: str = "params") -> None:
