@@ -23,6 +23,7 @@ from optref.audit import (
     run_case,
 )
 from optref.audit import __main__ as cli
+from optref.audit._arguments import available_backends
 from optref.audit._run import audit_case
 from optref.compat import to_optax
 from optref.core.conformance import Case
@@ -149,6 +150,58 @@ def test_compare_lists_what_appears_and_disappears(tmp_path: Path) -> None:
     appeared, disappeared = text.split("Appeared")[1].split("Disappeared")
     assert "core.c" in appeared and "core.a" not in appeared
     assert "core.a" in disappeared and "core.c" not in disappeared.split("## In every")[0]
+
+
+def _usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The message of the usage error (exit status 2) that ``optref-audit argv`` gives."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(list(argv))
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "least"), [("--steps", "0", 1), ("--steps", "-1", 1), ("--jobs", "-3", 0)]
+)
+def test_a_count_below_its_least_value_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argument: str, value: str, least: int
+) -> None:
+    # --steps 0 ran an empty trajectory, whose IndexError was filed as Optax's.
+    args = ["--cases", "core.sgd-momentum", "--checks", "float64", "--out", str(tmp_path)]
+    message = _usage_error(capsys, *args, argument, value)
+    assert message.endswith(f"argument {argument}: must be at least {least}, not {value}")
+
+
+def test_a_cases_pattern_that_matches_no_case_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--out", str(tmp_path)]
+    message = _usage_error(capsys, "--cases", "nonexistent_case_xyz", "--fail-on", "error", *out)
+    assert "argument --cases: no case matches 'nonexistent_case_xyz'" in message
+    message = _usage_error(capsys, "--cases", "core.sg[d],core.adamm", *out)
+    assert "no case matches 'core.adamm' (did you mean 'core.adam'" in message
+    assert "core.sg[d]" not in message
+
+
+def test_a_backend_dtype_or_report_that_is_not_there_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    present = available_backends()
+    absent = next(b for b in ("gpu", "tpu") if b not in present)
+    args = ["--cases", "core.sg[d]", "--out", str(tmp_path)]
+    message = _usage_error(capsys, *args, "--backend", absent)
+    assert message.endswith(
+        f"argument --backend: no {absent!r} backend on this machine; it has: {', '.join(present)}"
+    )
+    message = _usage_error(capsys, *args, "--dtypes", "float32,float8")
+    assert message.endswith(
+        "argument --dtypes: unknown dtypes 'float8'; accepted: float32, bfloat16, float16"
+    )
+    missing = tmp_path / "nonexistent"
+    message = _usage_error(capsys, "--compare", str(missing), str(tmp_path), *args[2:])
+    assert message.endswith(f"argument --compare: no such directory: {str(missing)!r}")
+    message = _usage_error(capsys, "--compare", str(tmp_path), *args[2:])
+    assert message.endswith(f"argument --compare: no report.json in {str(tmp_path)!r}")
 
 
 # optref standing in for Optax: the oracle must find nothing.

@@ -3,6 +3,8 @@ broken derivative and a wrapper that changes numbers; and it is quiet on a corre
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -251,6 +253,14 @@ def test_side_by_side_runs_equal_runs_alone_and_a_failing_one_is_its_exception()
             for a, b in zip(alone.updates, together.updates, strict=True):  # type: ignore[union-attr]
                 for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
                     np.testing.assert_array_equal(x, y)
+
+
+def test_an_error_of_the_runner_is_not_a_finding_about_optax() -> None:
+    # Zero steps leave the trajectory that Optax follows empty: indexing it raised an
+    # IndexError inside the try around Optax's init, which was filed as Optax's error.
+    (case,) = load_cases("core.sgd-momentum")
+    with jax.enable_x64(True), pytest.raises(ValueError, match="no steps"):
+        check_float64(dataclasses.replace(case, steps=0))
 
 
 def test_a_recorded_float64_deviation_explains_the_derivatives_differing() -> None:

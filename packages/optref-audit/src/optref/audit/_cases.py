@@ -6,12 +6,12 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.metadata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from optref.core.conformance import Case, Deviation, build, resolve_name
 
-__all__ = ["build", "load_cases", "resolve_name", "to_case"]
+__all__ = ["build", "load_cases", "resolve_name", "to_case", "unmatched_patterns"]
 
 ENTRY_POINT_GROUP = "optref.conformance"
 
@@ -46,13 +46,23 @@ def load_cases(pattern: str | None = None, packages: Iterable[str] | None = None
             continue
         cases.extend(to_case(item) for item in entry_point.load())
     if pattern:
-        globs = [p if any(c in p for c in "*?[") else f"*{p}*" for p in pattern.split(",")]
-        cases = [c for c in cases if any(fnmatch.fnmatch(c.name, g) for g in globs)]
+        cases = [c for c in cases if any(_matches(c.name, p) for p in pattern.split(","))]
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"conformance case names must be unique; repeated: {sorted(duplicates)}")
     return cases
+
+
+def _matches(name: str, part: str) -> bool:
+    """Whether a case name matches one part of a pattern: a glob, or else a substring."""
+    return fnmatch.fnmatch(name, part if any(c in part for c in "*?[") else f"*{part}*")
+
+
+def unmatched_patterns(pattern: str, names: Sequence[str]) -> list[str]:
+    """The parts of ``pattern`` (as :func:`load_cases` takes it: comma-separated globs or
+    substrings) that match none of ``names``."""
+    return [p for p in pattern.split(",") if not any(_matches(n, p) for n in names)]
 
 
 def replace(case: Case, **changes: Any) -> Case:

@@ -321,12 +321,12 @@ def check_differentiability(
         )
     outputs = call_together(calls, fast_compile=True)
     for k, (library, directions, hs) in enumerate(setups):
-        try:
-            results = derivative_results(directions, hs, *outputs[2 * k : 2 * k + 2])
-        except Exception as error:
-            text = f"{library}: differentiation raised {type(error).__name__}: {error}"[:500]
-            report(library, "params", problem, text, {})
+        evaluated, gradient = outputs[2 * k : 2 * k + 2]
+        if isinstance(evaluated, Exception):  # the library's steps or their derivatives
+            text = f"{library}: differentiation raised {type(evaluated).__name__}: {evaluated}"
+            report(library, "params", problem, text[:500], {})
             continue
+        results = derivative_results(directions, hs, evaluated, gradient)
         forward[library] = results
         for name, d in zip(names, results, strict=True):
             if "reverse_error" in d and library == "optax":

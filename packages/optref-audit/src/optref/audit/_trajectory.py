@@ -198,13 +198,18 @@ def run_forced(
 
     Each step gets the same inputs the reference run got, so the libraries are compared
     on identical inputs: rounding differences cannot feed back through the params into
-    the gradients and grow. A transformation that raises is that exception.
+    the gradients and grow. A transformation whose ``init`` or ``update`` raises is that
+    exception (nothing else is caught: the runner's own errors propagate); an empty
+    trajectory is a ``ValueError``.
     """
+    if any(not trajectory.params for _, _, trajectory in forced):
+        raise ValueError("run_forced: a trajectory to follow has no steps")
     out: list[Trajectory | Exception] = [Trajectory([], [], [], []) for _ in forced]
     states: list[Any] = [None] * len(forced)
     for i, (tx, _, trajectory) in enumerate(forced):
-        try:
-            states[i] = tx.init(trajectory.params[0])
+        first_params = trajectory.params[0]
+        try:  # around the transformation's call alone: what it raises is its own
+            states[i] = tx.init(first_params)
         except Exception as error:
             out[i] = error
     for step in range(len(forced[0][2].params) if forced else 0):
