@@ -45,6 +45,23 @@ def test_state_of_another_optimizer_names_both() -> None:
     assert "TraceState(trace)" in message and "ScaleByAdamState(count, mu, nu)" in message
 
 
+def test_a_state_whose_params_cannot_be_read_off_asks_for_them() -> None:
+    """Adafactor's factored moments are rows and columns: no field is the params. The
+    state is the optimizer's, so the error asks for params=, not for another optimizer."""
+    tx = oc.adafactor(1e-2, min_dim_size_to_factor=2)
+    params = {"w": jnp.ones((3, 2)), "b": jnp.ones(2)}
+    optax_state = optax.adafactor(1e-2, min_dim_size_to_factor=2).init(params)
+    for convert in (
+        lambda: state_to_optax(tx, tx.init(params)),
+        lambda: state_from_optax(tx, optax_state),
+    ):
+        with pytest.raises(StateConversionError, match="pass params=") as error:
+            convert()
+        assert "another optimizer" not in str(error.value)
+    converted = state_to_optax(tx, tx.init(params), params=params)
+    assert jax.tree.structure(converted) == jax.tree.structure(optax_state)
+
+
 def test_state_for_other_params_names_both_structures() -> None:
     tx = oc.adam(0.1)
     state = tx.init(PARAMS)
@@ -71,8 +88,12 @@ def test_from_optax_refuses_a_state_of_another_optimizer() -> None:
 
 def test_to_optax_refuses_a_state_of_another_optimizer() -> None:
     opt = to_optax(oc.adam(0.1))
-    with pytest.raises(StateMismatchError, match="scale_by_adam"):
+    with pytest.raises(StateMismatchError, match="scale_by_adam") as error:
         opt.update(GRADS, optax.adam(0.1).init(PARAMS), PARAMS)
+    # The two classes share a name: the message says whose each is, and the way out.
+    message = str(error.value)
+    assert "ScaleByAdamState of optref.core" in message
+    assert "ScaleByAdamState of optax" in message and "state_from_optax" in message
 
 
 class Doubling(oc.GradientTransformation):

@@ -320,11 +320,20 @@ def _params_for(
         )
     inferred = _infer_params(init, state, preferred, target_init)
     if inferred is NOT_FOUND:
+        layout = _layout_of(init, state)
+        if layout == describe_state(state):
+            raise StateConversionError(
+                f"{where}: the {library} state {layout} has the layout of {owner}'s, but no "
+                "field of it is shaped like the whole params (as in Adafactor's factored "
+                "moments and in masked and partitioned states), so they cannot be inferred "
+                "from it: pass params=."
+            )
+        whose = f" (whose state is {layout})" if layout is not None else ""
         raise StateConversionError(
             f"{where}: the {library} state {describe_state(state)} is not a state of {owner}"
-            f"{_layout_of(init, state)}: no params give {owner} a state of this layout. Was it "
-            "built by another optimizer? (If no field of the state is shaped like the whole "
-            "params, as in masked and partitioned states, pass params=.)"
+            f"{whose}: no params give {owner} a state of this layout. Was it built by another "
+            "optimizer? (If no field of the state is shaped like the whole params, as in "
+            "masked and partitioned states, pass params=.)"
         )
     if inferred is AMBIGUOUS:
         raise StateConversionError(
@@ -335,15 +344,16 @@ def _params_for(
     return inferred
 
 
-def _layout_of(init: Callable[[PyTree], Any], state: PyTree) -> str:
-    """`` (whose state is ...)``: the layout of ``init``'s state, for an error message."""
+def _layout_of(init: Callable[[PyTree], Any], state: PyTree) -> str | None:
+    """The layout of ``init``'s state (:func:`describe_state`), for an error message;
+    ``None`` if ``init`` fails on the probes (a leaf of ``state``, ``None``)."""
     leaves = [x for x in jax.tree.leaves(state) if hasattr(x, "shape") and hasattr(x, "dtype")]
     for params in [*leaves[:1], None]:
         try:
-            return f" (whose state is {describe_state(_eval_init(init, params))})"
+            return describe_state(_eval_init(init, params))
         except Exception:
             continue
-    return ""
+    return None
 
 
 def _child(node: Any, key: Any) -> GradientTransformation | None:

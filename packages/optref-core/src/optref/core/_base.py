@@ -211,9 +211,15 @@ def check_state(
             if isinstance(state_type, type)
             else " or ".join(t.__name__ for t in state_type)
         )
+        got = type(state)
+        got_name, hint = got.__name__, "Was the state built by another optimizer?"
+        if got.__module__.split(".")[0] == "optax":
+            # Optax's state classes have optref's names: say whose each one is.
+            expected, got_name = f"{expected} of optref.core", f"{got.__name__} of optax"
+            hint = "Convert Optax's states with optref.compat.state_from_optax."
         raise StateMismatchError(
             f"{name}: expected a {expected} (the state that {name}.init builds), "
-            f"got a {type(state).__name__}. Was the state built by another optimizer?"
+            f"got a {got_name}. {hint}"
         )
     check_inexact(updates, where=name, tree_name="updates")
     for field in dataclasses.fields(state):
