@@ -7,10 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optref.core import TreeMismatchError, chain, identity, inject_hyperparams, sgd
+from optref.core import (
+    HyperparameterError,
+    TreeMismatchError,
+    chain,
+    identity,
+    inject_hyperparams,
+    sgd,
+)
 from optref.linesearch import (
     lbfgs,
     scale_by_backtracking_linesearch,
+    scale_by_lbfgs,
     scale_by_zoom_linesearch,
     value_and_grad_from_state,
 )
@@ -137,3 +145,71 @@ def test_wrappers_change_no_bit(lib) -> None:
     for run in runs[1:]:
         for a, b in zip(jax.tree.leaves(runs[0][0]), jax.tree.leaves(run[0]), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+BAD_OUTPUTS = {
+    "shape (1,)": (lambda p, x, y: fit(p, x, y).reshape(1), r"float64\[1\]"),
+    "a tuple": (lambda p, x, y: (fit(p, x, y), 0.0), "tuple"),
+    "an integer": (lambda p, x, y: jnp.sum(p > 0), r"int64\[\]"),
+    "a complex number": (lambda p, x, y: fit(p, x, y) + 0j, r"complex128\[\]"),
+}
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+@pytest.mark.parametrize("output", list(BAD_OUTPUTS))
+def test_value_fn_output_that_is_not_a_real_scalar_is_named(name: str, output: str) -> None:
+    tx = SEARCHES[name]()
+    value_fn, shown = BAD_OUTPUTS[output]
+    extra = arguments(value_fn=value_fn)
+    message = f"{name}: value_fn must return a real floating scalar.*{shown}"
+    with pytest.raises(ValueError, match=message):
+        tx.update(-PARAMS, tx.init(PARAMS), PARAMS, **extra)
+    with pytest.raises(ValueError, match=message):  # also when traced
+        jax.jit(lambda p, s: tx.update(-p, s, p, **extra))(PARAMS, tx.init(PARAMS))
+
+
+def test_lbfgs_with_a_mis_shaped_objective_names_it() -> None:
+    tx = lbfgs()
+    value, grad = jax.value_and_grad(fit)(PARAMS, X, Y)
+    with pytest.raises(ValueError, match=r"scale_by_zoom_linesearch: value_fn .*float64\[1\]"):
+        tx.update(
+            grad,
+            tx.init(PARAMS),
+            PARAMS,
+            value=value,
+            grad=grad,
+            value_fn=lambda p, x, y: fit(p, x, y)[None],
+            x=X,
+            y=Y,
+        )
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: scale_by_zoom_linesearch(3, slope_rtol=0.95, curv_rtol=0.9),
+            r"scale_by_zoom_linesearch: slope_rtol must be smaller than curv_rtol.*0 < "
+            r"slope_rtol < curv_rtol < 1.*slope_rtol=0.95, curv_rtol=0.9",
+        ),
+        (
+            lambda: scale_by_zoom_linesearch(3, slope_rtol=0.5, curv_rtol=0.5),
+            "slope_rtol must be smaller than curv_rtol",
+        ),
+        (lambda: scale_by_lbfgs(True), r"scale_by_lbfgs: memory_size must be .*got True"),
+        (lambda: lbfgs(memory_size=False), r"scale_by_lbfgs: memory_size must be .*got False"),
+        (
+            lambda: scale_by_zoom_linesearch(True),
+            r"scale_by_zoom_linesearch: max_linesearch_steps must be .*got True",
+        ),
+    ],
+)
+def test_inconsistent_or_boolean_hyperparameters_are_refused(build, message) -> None:
+    with pytest.raises(HyperparameterError, match=message):
+        build()
+
+
+def test_strong_wolfe_constants_in_order_are_accepted() -> None:
+    scale_by_zoom_linesearch(3, slope_rtol=0.1, curv_rtol=0.9)
+    scale_by_zoom_linesearch(3, slope_rtol=0.1, curv_rtol=float("inf"))
+    jax.jit(lambda c: scale_by_zoom_linesearch(3, slope_rtol=0.95, curv_rtol=c).curv_rtol)(0.9)

@@ -185,5 +185,5 @@ PROBLEMS: dict[str, Problem] = {
         ),
     ]
 }
-"""The test problems of the conformance cases, by name: each a loss $f(\theta)$, its initial
+r"""The test problems of the conformance cases, by name: each a loss $f(\theta)$, its initial
 params $\theta_0$ and whether $f$ is convex; a case's ``problems`` name them."""

@@ -9,9 +9,10 @@ search direction), the state and the params:
 - any other keyword argument, passed on to ``value_fn`` (a batch ``x=..., y=...``).
 
 Every mistake is reported before anything is traced, naming the transformation and the
-argument: a missing argument, a ``value_fn`` that is not callable, a ``value`` that is
-not a real scalar, a ``grad`` or updates that do not fit the params, and keyword
-arguments that ``value_fn`` does not accept (which Optax also refuses).
+argument: a missing argument, a ``value_fn`` that is not callable or does not return
+a real floating scalar, a ``value`` that is not a real scalar, a ``grad`` or updates
+that do not fit the params, and keyword arguments that ``value_fn`` does not accept
+(which Optax also refuses).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree
@@ -42,9 +45,11 @@ def static_int(where: str, argument: str, value: Any, low: int, role: str) -> in
     """``value`` as a Python int of at least ``low`` (a loop bound, a memory size).
 
     Raises :class:`~optref.core.HyperparameterError` naming the transformation, the
-    argument and its ``role`` for anything else (a float, a traced array).
+    argument and its ``role`` for anything else (a bool, a float, a traced array).
     """
     try:
+        if isinstance(value, bool | np.bool_):
+            raise TypeError("a bool is not a count")
         number = operator.index(value.item() if hasattr(value, "item") else value)
     except (TypeError, ValueError) as error:
         raise HyperparameterError(
@@ -102,6 +107,26 @@ def _signature(fn: Callable[..., Any]) -> str:
         return repr(fn)
 
 
+def _check_objective_output(where: str, objective: Callable[..., Any], params: PyTree) -> None:
+    """Raise unless ``objective(params)`` is a real floating scalar.
+
+    Only the output's shape and dtype are computed (``eqx.filter_eval_shape``, at trace
+    time), so a jitted step pays nothing; a mis-shaped output would otherwise fail deep
+    inside the search's loop or gradient with an error that names neither.
+    """
+    output = eqx.filter_eval_shape(objective, params)
+    if isinstance(output, jax.ShapeDtypeStruct):
+        if output.ndim == 0 and jnp.issubdtype(output.dtype, jnp.floating):
+            return
+        shown = f"{output.dtype.name}{list(output.shape)}"
+    else:
+        shown = f"a {type(output).__name__}"
+    raise ValueError(
+        f"{where}: value_fn must return a real floating scalar (the objective at params), "
+        f"got {shown}."
+    )
+
+
 def linesearch_arguments(
     where: str, updates: PyTree, params: PyTree | None, extra: dict[str, Any]
 ) -> LinesearchArguments:
@@ -109,7 +134,8 @@ def linesearch_arguments(
 
     Raises :class:`TypeError` for a missing ``params``, ``value``, ``grad`` or
     ``value_fn``, a ``value_fn`` that is not callable and keyword arguments that it does
-    not accept; :class:`ValueError` for a ``value`` that is not a real scalar; and
+    not accept; :class:`ValueError` for a ``value``, or an output of ``value_fn`` at
+    ``params``, that is not a real floating scalar; and
     :class:`~optref.core.TreeMismatchError` for a ``grad`` or updates that do not have
     the structure and shapes of the params (naming the PyTree path).
     """
@@ -142,4 +168,5 @@ def linesearch_arguments(
     check_tree_fits(params, updates, where=where, reference_name="params", tree_name="updates")
     fn_kwargs = split_kwargs(where, value_fn, extra)
     objective = functools.partial(value_fn, **fn_kwargs) if fn_kwargs else value_fn
+    _check_objective_output(where, objective, params)
     return LinesearchArguments(params=params, value=value, grad=grad, objective=objective)

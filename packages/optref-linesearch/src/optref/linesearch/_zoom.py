@@ -24,7 +24,7 @@ from optref.core import (
     tree_where,
     tree_zeros_like,
 )
-from optref.core._hyperparameters import as_scalar_hyperparameter
+from optref.core._hyperparameters import as_scalar_hyperparameter, is_concrete
 from optref.core._typecheck import typechecker
 
 from ._arguments import linesearch_arguments, static_int
@@ -169,6 +169,14 @@ class ScaleByZoomLinesearch(GradientTransformation):
         check_range(self, "increase_factor", self.increase_factor, 1.0, low_inclusive=False)
         check_range(self, "slope_rtol", self.slope_rtol, 0.0, 1.0, high_inclusive=False)
         check_range(self, "curv_rtol", self.curv_rtol, 0.0, low_inclusive=False)
+        rtols = (self.slope_rtol, self.curv_rtol)
+        if is_concrete(rtols) and not self.slope_rtol < self.curv_rtol:
+            raise HyperparameterError(
+                "scale_by_zoom_linesearch: slope_rtol must be smaller than curv_rtol (the "
+                "strong Wolfe conditions need 0 < slope_rtol < curv_rtol < 1, or curv_rtol "
+                "= inf to drop the curvature condition), got "
+                f"slope_rtol={float(self.slope_rtol):g}, curv_rtol={float(self.curv_rtol):g}."
+            )
         check_range(self, "approx_dec_rtol", self.approx_dec_rtol, 0.0)
         check_range(self, "stepsize_precision", self.stepsize_precision, 0.0)
 
@@ -548,6 +556,9 @@ def scale_by_zoom_linesearch(
     ``update(updates, state, params, *, value, grad, value_fn, **fn_kwargs)``; the
     state's ``value`` and ``grad`` are those at the new params, reusable through
     :func:`value_and_grad_from_state`. ``curv_rtol=inf`` drops the curvature condition.
+    The constants must satisfy $0 < c_1 < c_2$ with $c_1 < 1$ (Nocedal & Wright, Lemma
+    3.1, for a step satisfying both conditions to exist); concrete values that do not
+    raise a :class:`~optref.core.HyperparameterError`.
 
     **Failure** is recorded in the state: ``state.info.decrease_error > tol`` means the
     returned step does not decrease the objective enough (infinite: the objective was not

@@ -5,7 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, ArrayLike
 
-from ._base import Schedule, as_count, value_dtypes
+from ._base import Schedule, as_count, step_difference, value_dtypes
 from ._transition import transition
 from ._validation import as_array, check_steps, check_value
 
@@ -46,7 +46,7 @@ class CosineDecaySchedule(Schedule):
             init,
             self.alpha.astype(work) * init,
             count,
-            self.decay_steps - count,
+            step_difference(self.decay_steps, count),
             work,
             cosine=True,
             power=self.exponent,

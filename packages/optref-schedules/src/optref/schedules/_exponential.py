@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from ._base import Schedule, as_count, value_dtypes
+from ._base import Schedule, as_count, step_difference, value_dtypes
 from ._validation import as_array, as_optional_array, check_steps, check_value
 
 __all__ = ["ExponentialDecay", "check_exponential_arguments", "exponential_decay"]
@@ -23,7 +23,7 @@ def exponential_value(
 ) -> Array:
     """The exponential decay's value at ``count`` (see :func:`exponential_decay`)."""
     dtype, work = value_dtypes(init_value, decay_rate, end_value)
-    done = count - transition_begin
+    done = step_difference(count, transition_begin)
     if not staircase:
         exponent = done.astype(work) / transition_steps.astype(work)
     elif jnp.issubdtype(done.dtype, jnp.integer):

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Int
 
-from ._base import Schedule, as_count
+from ._base import Schedule, as_count, step_difference
 from ._validation import ScheduleArgumentError, as_array, check_increasing, check_steps
 
 __all__ = ["JoinSchedules", "join_at", "join_schedules"]
@@ -26,7 +26,7 @@ def join_at(
     value = jnp.asarray(schedules[0](count))
     for index, schedule in enumerate(schedules[1:]):
         boundary = boundaries[index]
-        value = jnp.where(count < boundary, value, schedule(count - boundary))
+        value = jnp.where(count < boundary, value, schedule(step_difference(count, boundary)))
     return value
 
 

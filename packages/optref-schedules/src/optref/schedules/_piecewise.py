@@ -8,7 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._base import Schedule, as_count, value_dtypes
+from ._base import Schedule, as_count, step_difference, value_dtypes
 from ._transition import transition
 from ._validation import (
     ScheduleArgumentError,
@@ -85,8 +85,8 @@ def interpolate_value(
     return transition(
         values[piece],
         ends[piece],
-        count - lows[piece],
-        highs[piece] - count,
+        step_difference(count, lows[piece]),
+        step_difference(highs[piece], count),
         dtype,
         cosine=cosine,
     )

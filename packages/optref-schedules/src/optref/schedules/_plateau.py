@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
+from ._hashing import HashedByValue
 from ._validation import (
     ScheduleArgumentError,
     as_array,
@@ -70,14 +71,15 @@ def _float_dtypes(params: PyTree) -> tuple[jnp.dtype, jnp.dtype]:
     return lowest, highest
 
 
-class ReduceOnPlateau(eqx.Module):
+class ReduceOnPlateau(HashedByValue):
     """Scale the updates by a factor that shrinks when the monitored ``value`` plateaus.
 
     A gradient transformation with state that follows the optref protocol by duck
     typing: ``init(params) -> state`` and ``update(updates, state, params=None, *, value,
     **extra) -> (updates, state)``, the same methods and signatures as
     ``optref.core.GradientTransformation`` (this package does not depend on optref-core,
-    so it is an ``eqx.Module`` with those methods rather than a subclass).
+    so it is an ``eqx.Module`` with those methods rather than a subclass). It hashes by
+    its values, as optref-core's transformations do, so ``jax.jit(plateau.update)`` works.
     """
 
     factor: Array = eqx.field(default=0.1, converter=as_array)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, ArrayLike
 
-from ._base import Schedule, as_count, value_dtypes
+from ._base import Schedule, as_count, step_difference, value_dtypes
 from ._transition import transition
 from ._validation import as_array, check_steps, check_value
 
@@ -38,11 +38,12 @@ def polynomial_value(
 ) -> Array:
     """The polynomial (``power``) or linear (``power=None``) schedule's value at ``count``."""
     dtype, work = value_dtypes(init_value, end_value, power)
+    done = step_difference(count, transition_begin)
     value = transition(
         init_value.astype(work),
         end_value.astype(work),
-        count - transition_begin,
-        transition_begin + transition_steps - count,
+        done,
+        step_difference(transition_steps, done),
         work,
         power=power,
     )

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._base import Schedule, as_count
 from ._join import join_at
-from ._validation import ScheduleArgumentError
+from ._validation import ScheduleArgumentError, is_concrete
 from ._warmup import WarmupCosineDecaySchedule, warmup_cosine_decay_schedule
 
 __all__ = ["SgdrSchedule", "sgdr_schedule"]
@@ -29,6 +30,17 @@ class SgdrSchedule(Schedule):
                 raise ScheduleArgumentError(
                     f"sgdr_schedule: cycles[{index}] must be a WarmupCosineDecaySchedule, "
                     f"got {type(cycle).__name__}."
+                )
+        lengths = [cycle.decay_steps for cycle in self.cycles]
+        if is_concrete(lengths):
+            # The restarts are the cumulative sums of the lengths, in their integer dtype.
+            restart = np.sum([np.asarray(n, np.int64) for n in lengths[:-1]], axis=0)
+            limit = jnp.iinfo(jnp.result_type(*lengths)).max
+            if np.any(restart > limit):
+                raise ScheduleArgumentError(
+                    f"sgdr_schedule: the cycles' decay_steps add up to {restart.tolist()} "
+                    f"before the last cycle, beyond {limit}, the largest step of their "
+                    "integer dtype; enable jax_enable_x64 for longer schedules."
                 )
 
     def __call__(self, count: ArrayLike) -> Array:

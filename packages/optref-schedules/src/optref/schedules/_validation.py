@@ -136,10 +136,18 @@ def _as_steps(owner: object | str, name: str, value: Any) -> Array:
             raise ScheduleArgumentError(
                 f"{where}: {name} must be a whole number of steps, got {value!r}."
             )
-        return jnp.asarray(array.astype(np.int64))
-    if not np.issubdtype(array.dtype, np.integer):
+        value = array.astype(np.int64)
+    elif not np.issubdtype(array.dtype, np.integer):
         raise ScheduleArgumentError(
             f"{where}: {name} must be an integer number of steps, got {value!r}."
+        )
+    # Without jax_enable_x64 JAX stores 64-bit integers in 32 bits, wrapping silently.
+    limits = np.iinfo(jax.dtypes.canonicalize_dtype(np.int64))
+    if np.any(array < limits.min) or np.any(array > limits.max):
+        shown = array.item() if array.ndim == 0 else array.tolist()
+        raise ScheduleArgumentError(
+            f"{where}: {name} must fit in {limits.dtype.name} (at most {limits.max}), got "
+            f"{shown!r}; enable jax_enable_x64 for longer schedules."
         )
     return jnp.asarray(value)
 

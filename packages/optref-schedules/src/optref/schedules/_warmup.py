@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from ._base import Schedule, as_count, value_dtypes
+from ._base import Schedule, as_count, step_difference, value_dtypes
 from ._cosine import check_exponent
 from ._exponential import check_exponential_arguments, exponential_value
 from ._polynomial import ZERO_STEPS_NOTE, polynomial_value
@@ -74,9 +74,15 @@ class WarmupCosineDecaySchedule(Schedule):
             v.astype(work) for v in (self.init_value, self.peak_value, self.end_value)
         )
         warm, cold = self.warmup_steps, self.decay_steps
-        warmup = transition(init, peak, count, warm - count, work)
+        warmup = transition(init, peak, count, step_difference(warm, count), work)
         decay = transition(
-            peak, end, count - warm, cold - count, work, cosine=True, power=self.exponent
+            peak,
+            end,
+            step_difference(count, warm),
+            step_difference(cold, count),
+            work,
+            cosine=True,
+            power=self.exponent,
         )
         return jnp.where(count < warm, warmup, decay).astype(dtype)
 
@@ -106,7 +112,7 @@ class WarmupExponentialDecaySchedule(Schedule):
         dtype, _ = value_dtypes(self.init_value, self.peak_value, self.decay_rate, self.end_value)
         warmup = _warmup(count, self.init_value, self.peak_value, self.warmup_steps)
         decay = exponential_value(
-            count - self.warmup_steps,
+            step_difference(count, self.warmup_steps),
             self.peak_value,
             self.transition_steps,
             self.decay_rate,
