@@ -49,7 +49,10 @@ def _root_ratio(steps: Array, gradients: Array) -> Array:
 
 
 class ScaleByAdadelta(LeafwiseTransformation):
-    """``u = sqrt(E[Δx²] + eps) / sqrt(E[g²] + eps) · g``."""
+    """``u = sqrt(E[Δx²] + eps) / sqrt(E[g²] + eps) · g``.
+
+    Built by :func:`scale_by_adadelta`, whose docstring gives the math and the references.
+    """
 
     rho: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     eps: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)

@@ -63,7 +63,10 @@ def check_moment_ranges(transformation: Any) -> None:
 
 
 class ScaleByAdam(LeafwiseTransformation):
-    """Scale by Adam's bias-corrected moments: ``m̂ / (sqrt(v̂ + eps_root) + eps)``."""
+    """Scale by Adam's bias-corrected moments: ``m̂ / (sqrt(v̂ + eps_root) + eps)``.
+
+    Built by :func:`scale_by_adam`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)

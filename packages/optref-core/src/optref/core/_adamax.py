@@ -29,7 +29,10 @@ __all__ = ["ScaleByAdamax", "adamax", "adamaxw", "scale_by_adamax"]
 
 
 class ScaleByAdamax(LeafwiseTransformation):
-    """Scale by the bias-corrected first moment over an exponentially weighted max of ``|g|``."""
+    """Scale by the bias-corrected first moment over an exponentially weighted max of ``|g|``.
+
+    Built by :func:`scale_by_adamax`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)

@@ -43,7 +43,10 @@ class ScaleByAdanState(eqx.Module):
 
 
 class ScaleByAdan(LeafwiseTransformation):
-    """Scale by Adan's bias-corrected moments."""
+    """Scale by Adan's bias-corrected moments.
+
+    Built by :func:`scale_by_adan`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.98, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.92, converter=as_scalar_hyperparameter)

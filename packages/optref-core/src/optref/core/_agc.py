@@ -57,7 +57,10 @@ def unitwise_norm(x: Array, axis: int | tuple[int, ...] | None = None) -> Array:
 
 
 class AdaptiveGradClip(StatelessLeafwise):
-    """Clip each unit's update to ``clipping * max(‖p‖_unit, eps)``."""
+    """Clip each unit's update to ``clipping * max(‖p‖_unit, eps)``.
+
+    Built by :func:`adaptive_grad_clip`, whose docstring gives the math and the references.
+    """
 
     clipping: Array = eqx.field(converter=as_scalar_hyperparameter)
     eps: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)

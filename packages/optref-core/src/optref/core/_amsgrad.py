@@ -41,7 +41,10 @@ class ScaleByAmsgradState(eqx.Module):
 
 
 class ScaleByAmsgrad(LeafwiseTransformation):
-    """Scale by the first moment over the root of the running maximum of the second."""
+    """Scale by the first moment over the root of the running maximum of the second.
+
+    Built by :func:`scale_by_amsgrad`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)

@@ -38,7 +38,10 @@ def as_step_count(value: Any) -> Any:
 
 
 class ApplyEvery(GradientTransformation):
-    """Sum the updates over ``k`` steps; emit the sum at the ``k``-th, zeros before."""
+    """Sum the updates over ``k`` steps; emit the sum at the ``k``-th, zeros before.
+
+    Built by :func:`apply_every`, whose docstring gives the math and the references.
+    """
 
     k: Array = eqx.field(default=1, converter=as_step_count)
 

@@ -53,7 +53,10 @@ class ApplyIfFiniteState(eqx.Module):
 
 
 class ApplyIfFinite(GradientTransformation):
-    """The inner transformation, skipped (zero updates) when the updates are not finite."""
+    """The inner transformation, skipped (zero updates) when the updates are not finite.
+
+    Built by :func:`apply_if_finite`, whose docstring gives the math and the references.
+    """
 
     inner: GradientTransformation
     max_consecutive_errors: Array = eqx.field(converter=as_step_count)

@@ -40,7 +40,10 @@ class ScaleByBeliefState(eqx.Module):
 
 
 class ScaleByBelief(LeafwiseTransformation):
-    """Scale by the first moment over the root of the "belief" ``EMA((g - m)^2) + eps_root``."""
+    """Scale by the first moment over the root of the "belief" ``EMA((g - m)^2) + eps_root``.
+
+    Built by :func:`scale_by_belief`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)

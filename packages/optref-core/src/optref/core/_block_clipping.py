@@ -16,7 +16,10 @@ __all__ = ["ClipByBlockRms", "clip_by_block_rms"]
 
 
 class ClipByBlockRms(StatelessLeafwise):
-    """Rescale each leaf whose RMS exceeds ``threshold`` down to it."""
+    """Rescale each leaf whose RMS exceeds ``threshold`` down to it.
+
+    Built by :func:`clip_by_block_rms`, whose docstring gives the math and the references.
+    """
 
     threshold: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("threshold",)

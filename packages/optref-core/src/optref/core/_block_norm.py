@@ -41,7 +41,10 @@ class ScaleByPerLeafFactor(StatelessLeafwise):
 
 
 class ScaleByParamBlockNorm(ScaleByPerLeafFactor):
-    """Multiply each leaf of the updates by ``max(‖p‖₂, min_scale)`` of its param."""
+    """Multiply each leaf of the updates by ``max(‖p‖₂, min_scale)`` of its param.
+
+    Built by :func:`scale_by_param_block_norm`, whose docstring gives the math and the references.
+    """
 
     min_scale: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("min_scale",)
@@ -54,7 +57,10 @@ class ScaleByParamBlockNorm(ScaleByPerLeafFactor):
 
 
 class ScaleByParamBlockRms(ScaleByPerLeafFactor):
-    """Multiply each leaf of the updates by ``max(rms(p), min_scale)`` of its param."""
+    """Multiply each leaf of the updates by ``max(rms(p), min_scale)`` of its param.
+
+    Built by :func:`scale_by_param_block_rms`, whose docstring gives the math and the references.
+    """
 
     min_scale: Array = eqx.field(default=1e-3, converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("min_scale",)

@@ -22,7 +22,10 @@ def _subtract_mean(u: Array) -> Array:
 
 
 class Centralize(StatelessLeafwise):
-    """Subtract from each leaf of rank two or more its mean over all axes but the first."""
+    """Subtract from each leaf of rank two or more its mean over all axes but the first.
+
+    Built by :func:`centralize`, whose docstring gives the math and the references.
+    """
 
     def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
         return _subtract_mean(update)

@@ -65,6 +65,8 @@ class Chain(GradientTransformation):
     With ``fuse`` (the default), consecutive leafwise members run in one pass over the
     leaves; ``fuse=False`` runs every member's own ``update`` in turn. Both give the same
     bits.
+
+    Built by :func:`chain`, whose docstring gives the math and the references.
     """
 
     transformations: tuple[GradientTransformation, ...]
@@ -112,7 +114,10 @@ def chain(*transformations: GradientTransformation, fuse: bool = True) -> Chain:
 
 
 class NamedChain(GradientTransformation):
-    """Apply named transformations in order; the state is a dict from name to state."""
+    """Apply named transformations in order; the state is a dict from name to state.
+
+    Built by :func:`named_chain`, whose docstring gives the math and the references.
+    """
 
     names: tuple[str, ...] = eqx.field(static=True)
     transformations: tuple[GradientTransformation, ...]

@@ -19,7 +19,10 @@ __all__ = ["Clip", "ClipByGlobalNorm", "clip", "clip_by_global_norm"]
 
 
 class Clip(StatelessLeafwise):
-    """Clip every element of the updates to ``[-max_delta, max_delta]``."""
+    """Clip every element of the updates to ``[-max_delta, max_delta]``.
+
+    Built by :func:`clip`, whose docstring gives the math and the references.
+    """
 
     max_delta: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("max_delta",)
@@ -43,7 +46,10 @@ def clip(max_delta: float | Array) -> Clip:
 
 
 class ClipByGlobalNorm(GradientTransformation):
-    """Rescale the updates so that their global norm is at most ``max_norm``."""
+    """Rescale the updates so that their global norm is at most ``max_norm``.
+
+    Built by :func:`clip_by_global_norm`, whose docstring gives the math and the references.
+    """
 
     max_norm: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("max_norm",)

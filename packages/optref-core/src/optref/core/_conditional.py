@@ -87,7 +87,10 @@ class _Conditional(GradientTransformation):
 
 
 class ConditionallyTransform(_Conditional):
-    """The inner transformation where ``should_transform_fn(step)``; else updates unchanged."""
+    """The inner transformation where ``should_transform_fn(step)``; else updates unchanged.
+
+    Built by :func:`conditionally_transform`, whose docstring gives the math and the references.
+    """
 
     _state_type = ConditionallyTransformState
 
@@ -117,7 +120,10 @@ def conditionally_transform(
 
 
 class ConditionallyMask(_Conditional):
-    """The inner transformation where ``should_transform_fn(step)``; else zero updates."""
+    """The inner transformation where ``should_transform_fn(step)``; else zero updates.
+
+    Built by :func:`conditionally_mask`, whose docstring gives the math and the references.
+    """
 
     _state_type = ConditionallyMaskState
 

@@ -38,7 +38,11 @@ class ScaleByDistanceOverGradientsState(eqx.Module):
 
 
 class ScaleByDistanceOverGradients(GradientTransformation):
-    """``u = s · max_dist / sqrt(Σ‖g‖² + eps) · g``, per leaf."""
+    """``u = s · max_dist / sqrt(Σ‖g‖² + eps) · g``, per leaf.
+
+    Built by :func:`scale_by_distance_over_gradients`, whose docstring gives the math and
+    the references.
+    """
 
     reps_rel: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)
     eps: Array = eqx.field(default=1e-8, converter=as_scalar_hyperparameter)

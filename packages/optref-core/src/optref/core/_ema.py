@@ -28,7 +28,10 @@ class EmaState(eqx.Module):
 
 
 class Ema(LeafwiseTransformation):
-    """``ema = decay * ema + (1 - decay) * g``; the update is the (debiased) average."""
+    """``ema = decay * ema + (1 - decay) * g``; the update is the (debiased) average.
+
+    Built by :func:`ema`, whose docstring gives the math and the references.
+    """
 
     decay: Array = eqx.field(converter=as_scalar_hyperparameter)
     debias: bool = eqx.field(static=True, default=True)

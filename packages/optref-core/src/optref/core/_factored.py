@@ -105,7 +105,10 @@ class FactoredState(eqx.Module):
 
 
 class ScaleByFactoredRms(LeafwiseTransformation):
-    """Adafactor's scaling by a factored second moment."""
+    """Adafactor's scaling by a factored second moment.
+
+    Built by :func:`scale_by_factored_rms`, whose docstring gives the math and the references.
+    """
 
     factored: bool = eqx.field(static=True, default=True)
     decay_rate: Array = eqx.field(default=0.8, converter=as_scalar_hyperparameter)

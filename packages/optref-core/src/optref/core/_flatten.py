@@ -42,7 +42,10 @@ def tree_split_like(tree: PyTree, flat: Array) -> PyTree:
 
 
 class Flatten(GradientTransformation):
-    """``inner`` applied to the params and updates concatenated into one vector."""
+    """``inner`` applied to the params and updates concatenated into one vector.
+
+    Built by :func:`flatten`, whose docstring gives the math and the references.
+    """
 
     inner: GradientTransformation
 

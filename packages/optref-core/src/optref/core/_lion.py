@@ -33,7 +33,10 @@ class ScaleByLionState(eqx.Module):
 
 
 class ScaleByLion(LeafwiseTransformation):
-    """``sign((1 - b1) g + b1 m)`` (or a smooth variant), with ``m`` an EMA of rate ``b2``."""
+    """``sign((1 - b1) g + b1 m)`` (or a smooth variant), with ``m`` an EMA of rate ``b2``.
+
+    Built by :func:`scale_by_lion`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.99, converter=as_scalar_hyperparameter)

@@ -47,7 +47,10 @@ class LookaheadState(eqx.Module):
 
 
 class Lookahead(GradientTransformation):
-    """``sync_period`` steps of ``fast_optimizer``, then the slow params move toward the fast."""
+    """``sync_period`` steps of ``fast_optimizer``, then the slow params move toward the fast.
+
+    Built by :func:`lookahead`, whose docstring gives the math and the references.
+    """
 
     fast_optimizer: GradientTransformation
     sync_period: Array = eqx.field(converter=as_step_count)

@@ -25,7 +25,10 @@ class TraceState(eqx.Module):
 
 
 class Trace(LeafwiseTransformation):
-    """Momentum: ``trace = g + decay * trace``."""
+    """Momentum: ``trace = g + decay * trace``.
+
+    Built by :func:`trace`, whose docstring gives the math and the references.
+    """
 
     decay: Array = eqx.field(converter=as_scalar_hyperparameter)
     nesterov: bool = eqx.field(static=True, default=False)

@@ -60,7 +60,10 @@ class AddNoiseState(eqx.Module):
 
 
 class AddNoise(GradientTransformation):
-    """``g + sqrt(eta / t**gamma) * N(0, I)`` with the key carried in the state."""
+    """``g + sqrt(eta / t**gamma) * N(0, I)`` with the key carried in the state.
+
+    Built by :func:`add_noise`, whose docstring gives the math and the references.
+    """
 
     eta: Array = eqx.field(converter=as_scalar_hyperparameter)
     gamma: Array = eqx.field(converter=as_scalar_hyperparameter)

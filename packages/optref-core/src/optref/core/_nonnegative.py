@@ -16,7 +16,10 @@ __all__ = ["KeepParamsNonnegative", "keep_params_nonnegative"]
 
 
 class KeepParamsNonnegative(StatelessLeafwise):
-    """Replace ``u`` by ``-p`` wherever ``p + u < 0``."""
+    """Replace ``u`` by ``-p`` wherever ``p + u < 0``.
+
+    Built by :func:`keep_params_nonnegative`, whose docstring gives the math and the references.
+    """
 
     params_needed_for = "the updates are cut where params + updates < 0"
 

@@ -15,7 +15,10 @@ __all__ = ["NormalizeByUpdateNorm", "normalize_by_update_norm"]
 
 
 class NormalizeByUpdateNorm(_StatelessBase):
-    """``scale_factor * u / (‖u‖ + eps)``."""
+    """``scale_factor * u / (‖u‖ + eps)``.
+
+    Built by :func:`normalize_by_update_norm`, whose docstring gives the math and the references.
+    """
 
     scale_factor: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
     eps: Array = eqx.field(default=1e-6, converter=as_scalar_hyperparameter)

@@ -31,7 +31,10 @@ class ScaleByNovogradState(eqx.Module):
 
 
 class ScaleByNovograd(LeafwiseTransformation):
-    """NovoGrad's scaling: per-leaf normalisation by an EMA of squared gradient norms."""
+    """NovoGrad's scaling: per-leaf normalisation by an EMA of squared gradient norms.
+
+    Built by :func:`scale_by_novograd`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.25, converter=as_scalar_hyperparameter)

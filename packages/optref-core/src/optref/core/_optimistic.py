@@ -34,7 +34,11 @@ class ScaleByOptimisticGradientState(eqx.Module):
 
 
 class ScaleByOptimisticGradient(LeafwiseTransformation):
-    """``(alpha + beta) g_t - beta g_{t-1}``, and ``alpha g_0`` on the first step."""
+    """``(alpha + beta) g_t - beta g_{t-1}``, and ``alpha g_0`` on the first step.
+
+    Built by :func:`scale_by_optimistic_gradient`, whose docstring gives the math and the
+    references.
+    """
 
     alpha: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)
     beta: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)

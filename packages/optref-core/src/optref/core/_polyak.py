@@ -25,7 +25,10 @@ _ZERO_NORM = float(jnp.finfo(jnp.float64).eps)
 
 
 class ScaleByPolyak(GradientTransformation):
-    """Multiply by ``min((f - f*) / (‖g‖² + eps), max_learning_rate)``."""
+    """Multiply by ``min((f - f*) / (‖g‖² + eps), max_learning_rate)``.
+
+    Built by :func:`scale_by_polyak`, whose docstring gives the math and the references.
+    """
 
     f_min: Array = eqx.field(default=0.0, converter=as_scalar_hyperparameter)
     max_learning_rate: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)

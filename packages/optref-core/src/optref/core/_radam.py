@@ -116,7 +116,10 @@ def rectification(
 
 class ScaleByRadam(LeafwiseTransformation):
     """Adam's step times the rectification ``r_t`` once ``rho_t >= threshold``; before that,
-    the bias-corrected momentum alone."""
+    the bias-corrected momentum alone.
+
+    Built by :func:`scale_by_radam`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)

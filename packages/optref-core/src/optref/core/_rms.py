@@ -112,7 +112,10 @@ class _ScaleBySecondMoment(LeafwiseTransformation):
 
 
 class ScaleByRms(_ScaleBySecondMoment):
-    """Divide by the root of the moving average of the squared gradients."""
+    """Divide by the root of the moving average of the squared gradients.
+
+    Built by :func:`scale_by_rms`, whose docstring gives the math and the references.
+    """
 
     def init(self, params: PyTree) -> ScaleByRmsState | ScaleByRmsWithCountState:
         nu = tree_full_like(params, self.initial_scale)

@@ -31,7 +31,10 @@ class ScaleByRpropState(eqx.Module):
 
 
 class ScaleByRprop(LeafwiseTransformation):
-    """iRprop⁻: grow the step where the sign holds, shrink it and skip where it flips."""
+    """iRprop⁻: grow the step where the sign holds, shrink it and skip where it flips.
+
+    Built by :func:`scale_by_rprop`, whose docstring gives the math and the references.
+    """
 
     learning_rate: Array = eqx.field(converter=as_scalar_hyperparameter)
     eta_minus: Array = eqx.field(default=0.5, converter=as_scalar_hyperparameter)

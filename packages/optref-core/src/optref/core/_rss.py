@@ -28,7 +28,10 @@ class ScaleByRssState(eqx.Module):
 
 
 class ScaleByRss(LeafwiseTransformation):
-    """``g / sqrt(Σ|g|² + eps)``, zero where the sum is zero."""
+    """``g / sqrt(Σ|g|² + eps)``, zero where the sum is zero.
+
+    Built by :func:`scale_by_rss`, whose docstring gives the math and the references.
+    """
 
     initial_accumulator_value: Array = eqx.field(default=0.1, converter=as_scalar_hyperparameter)
     eps: Array = eqx.field(default=1e-7, converter=as_scalar_hyperparameter)

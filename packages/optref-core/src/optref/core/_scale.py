@@ -54,7 +54,10 @@ def _scaling(step_size: Array, new_state: PyTree) -> LeafwiseStep:
 
 
 class Scale(LeafwiseTransformation):
-    """Multiply the updates by a constant ``step_size``."""
+    """Multiply the updates by a constant ``step_size``.
+
+    Built by :func:`scale`, whose docstring gives the math and the references.
+    """
 
     step_size: Array = eqx.field(converter=as_scalar_hyperparameter)
     scalar_hyperparameters = ("step_size",)
@@ -81,7 +84,10 @@ def scale(step_size: float | Array) -> Scale:
 
 
 class ScaleBySchedule(LeafwiseTransformation):
-    """Multiply the updates by ``step_size_fn(count)``."""
+    """Multiply the updates by ``step_size_fn(count)``.
+
+    Built by :func:`scale_by_schedule`, whose docstring gives the math and the references.
+    """
 
     step_size_fn: Any
 
@@ -115,7 +121,10 @@ def scale_by_schedule(step_size_fn: Any) -> ScaleBySchedule:
 
 
 class ScaleByLearningRate(LeafwiseTransformation):
-    """Multiply the updates by ``-learning_rate`` (or ``+`` without ``flip_sign``)."""
+    """Multiply the updates by ``-learning_rate`` (or ``+`` without ``flip_sign``).
+
+    Built by :func:`scale_by_learning_rate`, whose docstring gives the math and the references.
+    """
 
     learning_rate: ScalarOrSchedule
     flip_sign: bool = eqx.field(static=True, default=True)

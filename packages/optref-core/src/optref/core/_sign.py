@@ -17,7 +17,10 @@ __all__ = ["ScaleBySign", "scale_by_sign", "sign_sgd", "signum"]
 
 
 class ScaleBySign(StatelessLeafwise):
-    """Replace each element of the updates by its sign."""
+    """Replace each element of the updates by its sign.
+
+    Built by :func:`scale_by_sign`, whose docstring gives the math and the references.
+    """
 
     def leaf(self, update: Array, param: Any, *constants: Any) -> Array:
         return jnp.sign(update)

@@ -47,7 +47,10 @@ def _axis_zeros(p: Array) -> list[Array]:
 
 
 class ScaleBySm3(LeafwiseTransformation):
-    """SM3-II's accumulators, the scaled gradient, then momentum ``b1``."""
+    """SM3-II's accumulators, the scaled gradient, then momentum ``b1``.
+
+    Built by :func:`scale_by_sm3`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=1.0, converter=as_scalar_hyperparameter)

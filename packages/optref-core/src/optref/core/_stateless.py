@@ -42,7 +42,10 @@ class _StatelessBase(GradientTransformation):
 
 
 class Identity(_StatelessBase):
-    """Leave the updates as they are."""
+    """Leave the updates as they are.
+
+    Built by :func:`identity`, whose docstring gives the math and the references.
+    """
 
     def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
         return updates
@@ -54,7 +57,10 @@ def identity() -> Identity:
 
 
 class SetToZero(_StatelessBase):
-    """Replace every update by zero."""
+    """Replace every update by zero.
+
+    Built by :func:`set_to_zero`, whose docstring gives the math and the references.
+    """
 
     def _apply(self, updates: PyTree, params: PyTree | None) -> PyTree:
         return tree_zeros_like(updates)
@@ -69,7 +75,10 @@ def set_to_zero() -> SetToZero:
 
 
 class Stateless(_StatelessBase):
-    """Apply ``fn(updates, params)`` to the whole tree."""
+    """Apply ``fn(updates, params)`` to the whole tree.
+
+    Built by :func:`stateless`, whose docstring gives the math and the references.
+    """
 
     fn: Callable[[PyTree, PyTree | None], PyTree] = eqx.field(static=True)
 
@@ -90,7 +99,10 @@ def stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> Stateless:
 
 
 class StatelessWithTreeMap(_StatelessBase):
-    """Apply ``fn(update, param)`` to every leaf."""
+    """Apply ``fn(update, param)`` to every leaf.
+
+    Built by :func:`stateless_with_tree_map`, whose docstring gives the math and the references.
+    """
 
     fn: Callable[[Any, Any], Any] = eqx.field(static=True)
 

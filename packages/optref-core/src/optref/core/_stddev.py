@@ -75,7 +75,10 @@ def _centred_variance(
 
 
 class ScaleByStddev(_ScaleBySecondMoment):
-    """Divide by the root of ``E[|g|²] - |E[g]|²``, a moving estimate of the variance."""
+    """Divide by the root of ``E[|g|²] - |E[g]|²``, a moving estimate of the variance.
+
+    Built by :func:`scale_by_stddev`, whose docstring gives the math and the references.
+    """
 
     def init(self, params: PyTree) -> ScaleByRStdDevState | ScaleByRStdDevWithCountState:
         mu = tree_zeros_like(params)

@@ -28,7 +28,10 @@ class WeightDecaySchedule(eqx.Module):
 
 
 class AddDecayedWeights(LeafwiseTransformation):
-    """``updates + weight_decay * params``, where ``mask`` holds."""
+    """``updates + weight_decay * params``, where ``mask`` holds.
+
+    Built by :func:`add_decayed_weights`, whose docstring gives the math and the references.
+    """
 
     weight_decay: ScalarOrSchedule = 0.0
     mask: PyTree | Callable[[PyTree], PyTree] | None = None

@@ -28,7 +28,10 @@ __all__ = ["ScaleByYogi", "scale_by_yogi", "yogi"]
 
 
 class ScaleByYogi(LeafwiseTransformation):
-    """Scale by Yogi's bias-corrected moments."""
+    """Scale by Yogi's bias-corrected moments.
+
+    Built by :func:`scale_by_yogi`, whose docstring gives the math and the references.
+    """
 
     b1: Array = eqx.field(default=0.9, converter=as_scalar_hyperparameter)
     b2: Array = eqx.field(default=0.999, converter=as_scalar_hyperparameter)

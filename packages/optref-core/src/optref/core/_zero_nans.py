@@ -25,7 +25,10 @@ class ZeroNansState(eqx.Module):
 
 
 class ZeroNans(LeafwiseTransformation):
-    """Set NaN elements of the updates to zero."""
+    """Set NaN elements of the updates to zero.
+
+    Built by :func:`zero_nans`, whose docstring gives the math and the references.
+    """
 
     def init(self, params: PyTree) -> ZeroNansState:
         return ZeroNansState(jax.tree.map(lambda _: jnp.array(False), params))
