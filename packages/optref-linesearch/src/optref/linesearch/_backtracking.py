@@ -84,7 +84,11 @@ class _Trial(eqx.Module):
 
 
 class ScaleByBacktrackingLinesearch(GradientTransformation):
-    """Scale the updates by the largest tried step size that decreases the objective enough."""
+    """Scale the updates by the largest tried step size that decreases the objective enough.
+
+    Built by :func:`scale_by_backtracking_linesearch`, whose docstring gives the math and
+    the references.
+    """
 
     max_backtracking_steps: int = eqx.field(static=True)
     slope_rtol: Array = eqx.field(default=1e-4, converter=as_scalar_hyperparameter)

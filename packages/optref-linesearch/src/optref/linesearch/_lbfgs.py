@@ -141,7 +141,10 @@ def precondition(
 
 
 class ScaleByLBFGS(GradientTransformation):
-    """Multiply the updates by the L-BFGS inverse-Hessian approximation."""
+    """Multiply the updates by the L-BFGS inverse-Hessian approximation.
+
+    Built by :func:`scale_by_lbfgs`, whose docstring gives the math and the references.
+    """
 
     memory_size: int = eqx.field(static=True, default=10)
     scale_init_precond: bool = eqx.field(static=True, default=True)

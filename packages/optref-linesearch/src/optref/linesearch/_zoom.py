@@ -127,7 +127,10 @@ def _optional_scalar(value: Any) -> Array | None:
 
 
 class ScaleByZoomLinesearch(GradientTransformation):
-    """Scale the updates by a step size that satisfies the strong Wolfe conditions."""
+    """Scale the updates by a step size that satisfies the strong Wolfe conditions.
+
+    Built by :func:`scale_by_zoom_linesearch`, whose docstring gives the math and the references.
+    """
 
     max_linesearch_steps: int = eqx.field(static=True)
     max_learning_rate: Array | None = eqx.field(default=None, converter=_optional_scalar)

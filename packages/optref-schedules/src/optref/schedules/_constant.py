@@ -13,7 +13,10 @@ __all__ = ["ConstantSchedule", "constant_schedule"]
 
 
 class ConstantSchedule(Schedule):
-    """``value`` at every step."""
+    """``value`` at every step.
+
+    Built by :func:`constant_schedule`, whose docstring gives the math and the references.
+    """
 
     value: Array = eqx.field(converter=as_array)
     value_parameters = ("value",)

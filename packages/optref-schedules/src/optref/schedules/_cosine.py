@@ -25,7 +25,10 @@ def check_exponent(owner: Schedule, exponent: Array) -> None:
 
 
 class CosineDecaySchedule(Schedule):
-    """``init_value * ((1 - alpha) * (½(1 + cos(π t / T)))**exponent + alpha)``."""
+    """``init_value * ((1 - alpha) * (½(1 + cos(π t / T)))**exponent + alpha)``.
+
+    Built by :func:`cosine_decay_schedule`, whose docstring gives the math and the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     decay_steps: Array = eqx.field(converter=as_array)

@@ -70,7 +70,10 @@ def check_exponential_arguments(
 
 
 class ExponentialDecay(Schedule):
-    """``init_value * decay_rate ** ((t - transition_begin) / transition_steps)``."""
+    """``init_value * decay_rate ** ((t - transition_begin) / transition_steps)``.
+
+    Built by :func:`exponential_decay`, whose docstring gives the math and the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     transition_steps: Array = eqx.field(converter=as_array)

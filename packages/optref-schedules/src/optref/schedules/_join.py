@@ -31,7 +31,10 @@ def join_at(
 
 
 class JoinSchedules(Schedule):
-    """``schedules[k]``, restarted from count 0, from ``boundaries[k - 1]`` on."""
+    """``schedules[k]``, restarted from count 0, from ``boundaries[k - 1]`` on.
+
+    Built by :func:`join_schedules`, whose docstring gives the math and the references.
+    """
 
     schedules: tuple[Callable[[Array], ArrayLike], ...]
     boundaries: Int[Array, " n"] = eqx.field(converter=as_array)

@@ -97,7 +97,10 @@ def _onecycle_value(
 
 
 class CosineOnecycleSchedule(Schedule):
-    """Cosine from ``peak_value / div_factor`` up to ``peak_value``, then down to the end."""
+    """Cosine from ``peak_value / div_factor`` up to ``peak_value``, then down to the end.
+
+    Built by :func:`cosine_onecycle_schedule`, whose docstring gives the math and the references.
+    """
 
     transition_steps: int = eqx.field(static=True)
     peak_value: Array = eqx.field(converter=as_array)
@@ -122,7 +125,10 @@ class CosineOnecycleSchedule(Schedule):
 
 
 class LinearOnecycleSchedule(Schedule):
-    """Linear up to ``peak_value``, down to ``peak_value / div_factor``, then to the end."""
+    """Linear up to ``peak_value``, down to ``peak_value / div_factor``, then to the end.
+
+    Built by :func:`linear_onecycle_schedule`, whose docstring gives the math and the references.
+    """
 
     transition_steps: int = eqx.field(static=True)
     peak_value: Array = eqx.field(converter=as_array)

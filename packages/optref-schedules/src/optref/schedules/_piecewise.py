@@ -93,7 +93,11 @@ def interpolate_value(
 
 
 class PiecewiseConstantSchedule(Schedule):
-    """``init_value`` times the product of the ``scales`` whose boundary has been reached."""
+    """``init_value`` times the product of the ``scales`` whose boundary has been reached.
+
+    Built by :func:`piecewise_constant_schedule`, whose docstring gives the math and
+    the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     boundaries: Int[Array, " n"] = eqx.field(converter=as_array)
@@ -112,7 +116,11 @@ class PiecewiseConstantSchedule(Schedule):
 
 
 class PiecewiseInterpolateSchedule(Schedule):
-    """Linear or cosine interpolation between the cumulatively scaled values at boundaries."""
+    """Linear or cosine interpolation between the cumulatively scaled values at boundaries.
+
+    Built by :func:`piecewise_interpolate_schedule`, whose docstring gives the math and
+    the references.
+    """
 
     interpolate_type: str = eqx.field(static=True)
     init_value: Array = eqx.field(converter=as_array)

@@ -80,6 +80,8 @@ class ReduceOnPlateau(HashedByValue):
     ``optref.core.GradientTransformation`` (this package does not depend on optref-core,
     so it is an ``eqx.Module`` with those methods rather than a subclass). It hashes by
     its values, as optref-core's transformations do, so ``jax.jit(plateau.update)`` works.
+
+    Built by :func:`reduce_on_plateau`, whose docstring gives the math and the references.
     """
 
     factor: Array = eqx.field(default=0.1, converter=as_array)

@@ -51,7 +51,10 @@ def polynomial_value(
 
 
 class PolynomialSchedule(Schedule):
-    """``(init_value - end_value) * (1 - s)**power + end_value`` over ``transition_steps``."""
+    """``(init_value - end_value) * (1 - s)**power + end_value`` over ``transition_steps``.
+
+    Built by :func:`polynomial_schedule`, whose docstring gives the math and the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     end_value: Array = eqx.field(converter=as_array)
@@ -84,7 +87,10 @@ class PolynomialSchedule(Schedule):
 
 
 class LinearSchedule(Schedule):
-    """A straight line from ``init_value`` to ``end_value`` over ``transition_steps``."""
+    """A straight line from ``init_value`` to ``end_value`` over ``transition_steps``.
+
+    Built by :func:`linear_schedule`, whose docstring gives the math and the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     end_value: Array = eqx.field(converter=as_array)

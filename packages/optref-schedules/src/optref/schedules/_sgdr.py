@@ -18,7 +18,10 @@ __all__ = ["SgdrSchedule", "sgdr_schedule"]
 
 
 class SgdrSchedule(Schedule):
-    """The ``cycles`` one after another, each ``decay_steps`` long and restarted from count 0."""
+    """The ``cycles`` one after another, each ``decay_steps`` long and restarted from count 0.
+
+    Built by :func:`sgdr_schedule`, whose docstring gives the math and the references.
+    """
 
     cycles: tuple[WarmupCosineDecaySchedule, ...]
 

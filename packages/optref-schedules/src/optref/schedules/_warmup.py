@@ -28,7 +28,11 @@ def _warmup(count: Array, init_value: Array, peak_value: Array, warmup_steps: Ar
 
 
 class WarmupConstantSchedule(Schedule):
-    """A linear warmup from ``init_value`` to ``peak_value``, then ``peak_value``."""
+    """A linear warmup from ``init_value`` to ``peak_value``, then ``peak_value``.
+
+    Built by :func:`warmup_constant_schedule`, whose docstring gives the math and
+    the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     peak_value: Array = eqx.field(converter=as_array)
@@ -44,7 +48,11 @@ class WarmupConstantSchedule(Schedule):
 
 
 class WarmupCosineDecaySchedule(Schedule):
-    """A linear warmup to ``peak_value``, then a cosine decay to ``end_value``."""
+    """A linear warmup to ``peak_value``, then a cosine decay to ``end_value``.
+
+    Built by :func:`warmup_cosine_decay_schedule`, whose docstring gives the math and
+    the references.
+    """
 
     init_value: Array = eqx.field(converter=as_array)
     peak_value: Array = eqx.field(converter=as_array)
