@@ -7,6 +7,8 @@ The conformance cases of ``optref.masking.conformance`` run through the audit ru
 
 from __future__ import annotations
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,7 @@ import pytest
 import optref.core as oc
 import optref.masking as om
 from optref.audit import flatten_state
+from optref.compat import to_optax
 
 jax.config.update("jax_enable_x64", True)
 
@@ -156,3 +159,70 @@ def test_extra_args_masking_matches_optax():
     u_ours, _ = ours.update(g, ours.init(params), params, grad=g)
     u_theirs, _ = theirs.update(g, theirs.init(params), params, grad=g)
     _close(u_ours, u_theirs, rtol=0.0)
+
+
+def _tree_map_params_specs(opt, params) -> dict[str, str]:
+    """Which leaves of ``opt``'s state ``tree_map_params`` takes for params ("P") or not."""
+    specs = optax.tree_utils.tree_map_params(
+        opt, lambda _: "P", opt.init(params), transform_non_params=lambda _: "-"
+    )
+    return {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(specs)[0]}
+
+
+_MASK = {"encoder": True, "decoder": {"w": True, "b": False}, "head": False}
+_LABELS = {"encoder": "a", "decoder": {"w": "a", "b": "s"}, "head": "s"}
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (om.masked(oc.adam(0.1), _MASK), optax.masked(optax.adam(0.1), _MASK)),
+        (
+            om.partition({"a": oc.adam(0.1), "s": oc.sgd(0.1, momentum=0.9)}, _LABELS),
+            optax.partition({"a": optax.adam(0.1), "s": optax.sgd(0.1, momentum=0.9)}, _LABELS),
+        ),
+        (
+            oc.adamw(0.1, weight_decay=0.1, mask=_MASK),
+            optax.adamw(0.1, weight_decay=0.1, mask=_MASK),
+        ),
+        (
+            om.selective_transform(oc.adam(0.1), freeze_mask=_MASK),
+            optax.selective_transform(optax.adam(0.1), freeze_mask=_MASK),
+        ),
+        (om.freeze(_MASK), optax.freeze(_MASK)),
+        (
+            om.partition(
+                {"matrix": oc.adamw(0.1, mask=_MASK), "vector": oc.sgd(0.1, momentum=0.9)},
+                om.ndim_labels(),
+            ),
+            optax.partition(
+                {"matrix": optax.adamw(0.1, mask=_MASK), "vector": optax.sgd(0.1, momentum=0.9)},
+                om.ndim_labels(),
+            ),
+        ),
+    ],
+    ids=["masked", "partition", "adamw", "selective_transform", "freeze", "partition_by_ndim"],
+)
+def test_tree_map_params_sees_the_params_in_states_with_tree_masks_as_optax_does(ours, theirs):
+    # tree_map_params calls init with a leafless placeholder, which no tree mask or label
+    # tree fits: optref passes it through unmasked, as Optax's masked does.
+    params = _params()
+    opt = to_optax(ours)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no group is reported idle for the placeholder
+        specs = _tree_map_params_specs(opt, params)
+    assert specs == _tree_map_params_specs(theirs, params)
+    cast = optax.tree_utils.tree_map_params(opt, lambda x: x.astype(jnp.bfloat16), opt.init(params))
+    dtypes = {k: v.dtype for k, v in flatten_state(cast).items()}
+    assert {k for k, d in dtypes.items() if d == jnp.bfloat16} == {
+        k for k, v in specs.items() if v == "P"
+    }
+
+
+def test_the_structure_of_real_params_is_still_checked_through_to_optax():
+    params = _params()
+    for tx in (om.masked(oc.adam(0.1), _MASK), oc.adamw(0.1, mask=_MASK)):
+        with pytest.raises(
+            oc.TreeMismatchError, match=r"mask has \['head'\] which the params lack"
+        ):
+            to_optax(tx).init({k: v for k, v in params.items() if k != "head"})

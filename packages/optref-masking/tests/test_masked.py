@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from optref.core import TreeMismatchError, adam, add_decayed_weights, chain, identity, sgd
-from optref.masking import MaskedNode, MaskedState, freeze, masked
+from optref.masking import (
+    Masked,
+    MaskedNode,
+    MaskedState,
+    freeze,
+    masked,
+    selective_transform,
+)
 
 
 def leaves_equal(a, b) -> bool:
@@ -64,7 +71,12 @@ def test_callable_mask_is_called_with_params_then_updates(params, random_like):
     state = tx.init(params)
     g = random_like(0, params)
     u, _ = tx.update(g, state, params)
-    assert seen[0] is params and seen[1] is g
+    # In init, the params as their updates see them (the same arrays); then the updates.
+    assert jax.tree.structure(seen[0]) == jax.tree.structure(params)
+    assert all(
+        a is b for a, b in zip(jax.tree.leaves(seen[0]), jax.tree.leaves(params), strict=True)
+    )
+    assert seen[1] is g
     np.testing.assert_array_equal(u["head"]["w"], g["head"]["w"] + 0.5 * params["head"]["w"])
     np.testing.assert_array_equal(u["head"]["b"], g["head"]["b"])
 
@@ -191,7 +203,69 @@ def test_updates_that_do_not_fit_are_named_at_the_wrapper(params, random_like):
     listed = masked(sgd(0.1, momentum=0.9), lambda p: jax.tree.map(lambda x: x.ndim == 2, p))
     with pytest.raises(TreeMismatchError, match=r"^masked: at <root>, updates is a list"):
         listed.update(list(jax.tree.leaves(g)), listed.init(leaves), leaves)
-    # Without params, None for a masked-out subtree is named where the inner state, built
-    # with a placeholder per leaf of the params, does not fit.
-    with pytest.raises(TreeMismatchError, match=r"^trace: at \['head'\], updates is a MaskedNode"):
+    # Without params, None for a masked-out subtree is named at the wrapper too: the inner
+    # state, built with a placeholder per masked-out leaf, records the params' structure.
+    with pytest.raises(
+        TreeMismatchError,
+        match=r"^masked: updates does not have the structure of the params given to init: "
+        r"the params given to init has \['head'\]\['b'\], \['head'\]\['w'\] which updates lacks",
+    ):
         tx.update({**g, "head": None}, state)
+
+
+def test_freeze_names_itself_in_its_errors(params, random_like):
+    with pytest.raises(TreeMismatchError, match=r"^freeze: mask is neither .*\['head'\]"):
+        freeze({"encoder": True, "decoder": False}).init(params)
+    with pytest.raises(
+        TreeMismatchError, match=r"^freeze: mask .*booleans, got 1 at \['encoder'\]"
+    ):
+        freeze({"encoder": 1, "decoder": True, "head": False})
+    tx = freeze({"encoder": True, "decoder": False, "head": False})
+    g = random_like(0, params)
+    with pytest.raises(TreeMismatchError, match=r"^freeze: .*params has \['head'\]\['b'\]"):
+        tx.update({k: v for k, v in g.items() if k != "head"}, tx.init(params), params)
+    assert isinstance(tx, Masked) and repr(tx).startswith("Freeze(mask=")
+
+
+def test_masks_hold_booleans_not_integers_in_every_masking_function(params):
+    # Optax takes any value for its truth; optref asks for booleans everywhere, as core's
+    # add_decayed_weights does, and says so when the mask is built.
+    ints = {"encoder": 1, "decoder": 0, "head": 0}
+    for build, name, argument in (
+        (lambda m: masked(adam(0.1), m), "masked", "mask"),
+        (freeze, "freeze", "mask"),
+        (
+            lambda m: selective_transform(adam(0.1), freeze_mask=m),
+            "selective_transform",
+            "freeze_mask",
+        ),
+    ):
+        with pytest.raises(
+            TreeMismatchError,
+            match=rf"^{name}: {argument} must hold booleans, got 0 at \['decoder'\]",
+        ):
+            build(ints)
+    with pytest.raises(TreeMismatchError, match=r"^masked: mask must hold booleans, got 1 at"):
+        masked(adam(0.1), lambda p: jax.tree.map(lambda _: 1, p)).init(params)
+
+
+def test_a_mask_of_the_filtered_model_fits_the_unfiltered_model_in_init(model, random_like):
+    # None at the model's activation functions and Python ints, as eqx.filter leaves them.
+    mask = jax.tree.map(lambda x: x.ndim == 2, eqx.filter(model, eqx.is_array))
+    grads = random_like(0, model)
+    for tx in (masked(adam(0.1), mask), freeze(mask)):
+        state = tx.init(model)
+        assert leaves_equal(state, tx.init(eqx.filter(model, eqx.is_array)))
+        u, _ = tx.update(grads, state, model)
+        assert jax.tree.structure(u) == jax.tree.structure(grads)
+
+
+def test_updates_that_lack_a_key_are_named_at_the_wrapper_even_with_a_function_mask(params):
+    by_ndim = masked(adam(0.1), lambda p: jax.tree.map(lambda x: x.ndim == 2, p))
+    state = by_ndim.init(params)
+    lacking = {k: v for k, v in params.items() if k != "head"}
+    with pytest.raises(
+        TreeMismatchError,
+        match=r"^masked: .*given to init has \['head'\]\['b'\], \['head'\]\['w'\]",
+    ):
+        by_ndim.update(lacking, state, lacking)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from optref.masking import (
     PartitionState,
     freeze,
     multi_transform,
+    param_groups,
     partition,
     selective_transform,
 )
@@ -135,3 +137,83 @@ def test_freezing_half_of_a_model_halves_adams_memory(params, nbytes):
     assert full == 4 + 2 * 4 * 86
     assert selective == 4 + 2 * 4 * 14  # moments for the trained biases only
     assert masked_chain == full  # freeze after adam zeroes the updates but keeps the moments
+
+
+def _by_ndim(tree):
+    return jax.tree.map(lambda x: "a" if x.ndim == 2 else "s", tree)
+
+
+def test_updates_that_lack_a_key_are_named_before_the_members_run(params, random_like):
+    g = random_like(0, params)
+    lacking = {k: v for k, v in g.items() if k != "head"}
+    tx = partition({"a": adam(0.1), "s": sgd(0.1)}, _by_ndim)
+    state = tx.init(params)
+    expected = r"given to init has \['head'\]\['b'\], \['head'\]\['w'\] which updates lacks"
+    for given in (lacking, None):  # params that agree with the updates, or none
+        with pytest.raises(TreeMismatchError, match=rf"^partition: .*{expected}"):
+            tx.update(lacking, state, given)
+    groups = param_groups([(r".*\.w", adam(0.1))], default=sgd(0.1))
+    with pytest.raises(TreeMismatchError, match=rf"^param_groups: .*{expected}"):
+        groups.update(lacking, groups.init(params), lacking)
+    extra = {**g, "tail": g["head"]}
+    with pytest.raises(TreeMismatchError, match=r"updates has \['tail'\]\['b'\]"):
+        tx.update(extra, state)
+
+
+def test_selective_transform_names_itself_and_freeze_mask_in_its_errors(params, random_like):
+    tx = selective_transform(adam(0.1), freeze_mask={"encoder": True, "decoder": False})
+    with pytest.raises(
+        TreeMismatchError,
+        match=r"^selective_transform: freeze_mask is neither .*the params have \['head'\]",
+    ):
+        tx.init(params)
+    with pytest.raises(
+        TreeMismatchError,
+        match=r"^selective_transform: freeze_mask must hold booleans, got 1 at \['encoder'\]",
+    ):
+        selective_transform(adam(0.1), freeze_mask={"encoder": 1, "decoder": True, "head": False})
+    tx = selective_transform(
+        adam(0.1), freeze_mask={"encoder": True, "decoder": False, "head": False}
+    )
+    g = random_like(0, params)
+    with pytest.raises(TreeMismatchError, match=r"^selective_transform: .*\['head'\]\['b'\]"):
+        tx.update({k: v for k, v in g.items() if k != "head"}, tx.init(params), params)
+
+
+def test_numpy_scalar_labels_are_the_python_labels(params, random_like):
+    python = partition({0: adam(0.1), 1: sgd(0.1)}, {"encoder": 0, "decoder": 1, "head": 1})
+    numpy = partition(
+        {0: adam(0.1), 1: sgd(0.1)},
+        {"encoder": np.int64(0), "decoder": np.int32(1), "head": np.int64(1)},
+    )
+    strings = partition(
+        {"a": adam(0.1), "s": sgd(0.1)},
+        {"encoder": np.str_("a"), "decoder": np.str_("s"), "head": "s"},
+    )
+    g = random_like(0, params)
+    expected, _ = python.update(g, python.init(params), params)
+    for tx in (numpy, strings):
+        got, _ = tx.update(g, tx.init(params), params)
+        assert same(got, expected)
+    with pytest.raises(TreeMismatchError, match=r"hashable labels .*got array\(\[0\]\) at"):
+        partition({0: sgd(0.1)}, {"encoder": np.array([0]), "decoder": 0, "head": 0}).init(params)
+    with pytest.raises(TreeMismatchError, match=r"hashable labels .*got array\(0\) at"):
+        partition({0: sgd(0.1)}, {"encoder": np.array(0), "decoder": 0, "head": 0}).init(params)
+
+
+@pytest.mark.parametrize("factory", [partition, multi_transform])
+@pytest.mark.parametrize("transforms", [None, [sgd(0.1)], sgd(0.1)])
+def test_transforms_must_be_a_mapping(factory, transforms):
+    with pytest.raises(TypeError, match=r"^partition: transforms must be a mapping from labels"):
+        factory(transforms, "x")
+
+
+def test_a_label_tree_of_the_filtered_model_fits_the_unfiltered_model_in_init(model, random_like):
+    labels = jax.tree.map(lambda x: "a" if x.ndim == 2 else "s", eqx.filter(model, eqx.is_array))
+    tx = partition({"a": adam(0.1), "s": sgd(0.1, momentum=0.9)}, labels)
+    state = tx.init(model)
+    assert same(state, tx.init(eqx.filter(model, eqx.is_array)))
+    tx.update(random_like(0, model), state, model)
+    groups = tx.groups_by_path(model)
+    assert groups["encoder.linear.weight"] == "a" and groups["encoder.activation"] is None
+    assert "encoder.activation" in tx.group_table(model)

@@ -26,7 +26,9 @@ def to_optax(tx: Any) -> Any:
     ``update(updates, state, params=None, **extra_args)`` is ``tx.update(...)``, extra
     arguments (``value``, ``grad``, ``value_fn``) included. It works wherever Optax takes
     a transformation: ``optax.chain``, ``optax.MultiSteps``, ``optax.apply_if_finite``,
-    ``optax.masked``, and libraries such as Optimistix (``optx.OptaxMinimiser``). The
+    ``optax.masked``, ``optax.tree_utils.tree_map_params`` (tree masks and labels
+    included: their structure is not checked against its placeholder, as in Optax), and
+    libraries such as Optimistix (``optx.OptaxMinimiser``). The
     state is ``tx``'s own (an :class:`equinox.Module`); :func:`state_to_optax` turns it
     into the state of ``tx``'s Optax counterpart.
 

@@ -75,7 +75,12 @@ from ._inject import (
 from ._leafwise import LeafwiseStep, LeafwiseTransformation, StatelessLeafwise, apply_leafwise
 from ._lion import ScaleByLion, ScaleByLionState, lion, scale_by_lion
 from ._lookahead import Lookahead, LookaheadParams, LookaheadState, lookahead
-from ._mask_tree import broadcast_mask, broadcast_prefix, is_tree_function
+from ._mask_tree import (
+    broadcast_mask,
+    broadcast_prefix,
+    is_params_placeholder,
+    is_tree_function,
+)
 from ._momentum import Trace, TraceState, trace
 from ._multi_steps import MultiSteps, MultiStepsState
 from ._noise import AddNoise, AddNoiseState, add_noise, noisy_sgd
@@ -327,6 +332,7 @@ __all__ = [
     "incremental_update",
     "inject_hyperparams",
     "inject_stateful_hyperparams",
+    "is_params_placeholder",
     "is_tree_function",
     "keep_params_nonnegative",
     "lamb",

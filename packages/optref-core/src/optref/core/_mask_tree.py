@@ -11,7 +11,26 @@ from jaxtyping import PyTree
 
 from ._tree_check import TreeMismatchError, path_str
 
-__all__ = ["broadcast_mask", "broadcast_prefix", "is_tree_function"]
+__all__ = ["broadcast_mask", "broadcast_prefix", "is_params_placeholder", "is_tree_function"]
+
+
+def is_params_placeholder(params: Any) -> bool:
+    """Whether ``params`` is the stand-in that ``optax.tree_utils.tree_map_params`` passes.
+
+    $$\\operatorname{is\\_params\\_placeholder}(p) \\iff
+    \\operatorname{type}(p) = \\texttt{optax.\\_ParamsPlaceholder}$$
+
+    ``tree_map_params`` finds where a state holds copies of the params by calling
+    ``init`` with a ``_ParamsPlaceholder``, a PyTree node without leaves, and looking for
+    it in the state. No mask or label tree fits it, so the transformations that take a
+    mask (``add_decayed_weights``, the wrappers of ``optref.masking``) do not check it
+    against the placeholder and pass the placeholder on unmasked, as Optax's ``masked``
+    does. It is recognised by its class's name and module, so optref does not import
+    Optax; real params are never of that class, and their structure is checked as
+    always. Reference: ``optax.tree_utils.tree_map_params``.
+    """
+    cls = type(params)
+    return cls.__name__ == "_ParamsPlaceholder" and cls.__module__.partition(".")[0] == "optax"
 
 
 def is_tree_function(value: Any) -> bool:

@@ -13,7 +13,7 @@ from jaxtyping import Array, Int, PyTree, jaxtyped
 from ._base import EmptyState, check_state, require_params
 from ._hyperparameters import ScalarOrSchedule, check_range, resolve
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._mask_tree import broadcast_mask
+from ._mask_tree import broadcast_mask, is_params_placeholder
 from ._numerics import compute_dtype, safe_increment
 from ._typecheck import typechecker
 
@@ -46,7 +46,7 @@ class AddDecayedWeights(LeafwiseTransformation):
         return callable(self.weight_decay) and not isinstance(self.weight_decay, jax.Array)
 
     def init(self, params: PyTree) -> EmptyState | WeightDecaySchedule:
-        if self.mask is not None:
+        if self.mask is not None and not is_params_placeholder(params):
             broadcast_mask(self.mask, params, where="add_decayed_weights")
         if self._is_schedule():
             return WeightDecaySchedule(jnp.zeros([], jnp.int32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,10 +16,12 @@ from optref.core import (
     TreeMismatchError,
     broadcast_mask,
     check_state,
+    check_tree_fits,
+    is_params_placeholder,
     is_tree_function,
     path_str,
 )
-from optref.core._hyperparameters import is_concrete
+from optref.core._hyperparameters import is_concrete, transformation_name
 from optref.core._inner import check_inner
 from optref.core._typecheck import typechecker
 
@@ -27,6 +30,7 @@ __all__ = [
     "MaskedNode",
     "MaskedState",
     "apply_masked",
+    "as_updates_see",
     "check_wrapper_update",
     "init_masked",
     "masked",
@@ -57,12 +61,14 @@ def _is_none(x: Any) -> bool:
     return x is None
 
 
-def _static_bool(value: Any, path: tuple[Any, ...], where: str, argument: str) -> Any:
+def _static_bool(value: Any, path: tuple[Any, ...], where: str, argument: str) -> bool:
     if isinstance(value, bool | np.bool_):
         return bool(value)
     dtype = getattr(value, "dtype", None)
     if dtype is None or np.dtype(dtype) != np.bool_:
-        return value  # not a boolean: broadcast_mask reports it with its path
+        raise TreeMismatchError(
+            f"{where}: {argument} must hold booleans, got {value!r} at {path_str(path)}."
+        )
     if not is_concrete(value):
         raise TypeError(
             f"{where}: {argument} must be static (Python bools), got a traced value at "
@@ -79,7 +85,12 @@ def _static_bool(value: Any, path: tuple[Any, ...], where: str, argument: str) -
 
 
 def static_mask(mask: PyTree, *, where: str, argument: str = "mask") -> PyTree:
-    """``mask`` with every concrete boolean array leaf turned into a Python bool."""
+    """``mask`` with every concrete boolean array leaf turned into a Python bool.
+
+    Raises :class:`~optref.core.TreeMismatchError` naming ``where``, ``argument`` and the
+    path of a leaf that is not a boolean (an int such as ``1``, a string, an array), and a
+    :class:`TypeError` for a traced one.
+    """
     return jax.tree_util.tree_map_with_path(
         lambda path, m: _static_bool(m, path, where, argument), mask
     )
@@ -109,6 +120,55 @@ def mask_tree(tree: PyTree, mask: PyTree) -> PyTree:
     return jax.tree.map(lambda m, x: x if m is True else MaskedNode(), mask, tree, is_leaf=_is_none)
 
 
+def as_updates_see(params: PyTree) -> PyTree:
+    """The params as their updates see them: ``None`` for every leaf that is not a
+    floating or complex array (the functions and Python numbers of an unfiltered Equinox
+    model, whose ``eqx.filter_grad`` updates are ``None``).
+
+    Masks and labels are resolved against this view in ``init`` and against the updates
+    in ``update``, so a mask built with ``eqx.filter(model, eqx.is_array)`` (``None`` at
+    the model's functions) fits the unfiltered model in both.
+    """
+    return eqx.filter(params, eqx.is_inexact_array)
+
+
+def _is_none_or_masked(x: Any) -> bool:
+    return x is None or isinstance(x, MaskedNode)
+
+
+def _skeleton(tree: PyTree) -> PyTree:
+    """``tree`` with every leaf, ``None`` and :class:`MaskedNode` included, made ``0``."""
+    return jax.tree.map(lambda _: 0, tree, is_leaf=_is_none_or_masked)
+
+
+def _params_like_values(node: Any) -> list[PyTree]:
+    """The values of the fields of a state module declared with
+    :func:`optref.core.params_like` (shaped like the params); ``[]`` for anything else."""
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return []
+    fields = dataclasses.fields(node)
+    return [getattr(node, f.name) for f in fields if f.metadata.get("params_like", False)]
+
+
+def _holds_masked_node(tree: PyTree) -> bool:
+    nodes = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, MaskedNode))
+    return any(isinstance(x, MaskedNode) for x in nodes)
+
+
+def _params_seen_by_the_mask(state: Any) -> PyTree | None:
+    """The params ``state`` was built for, as a mask left them: the first params-shaped
+    field of a state in it that holds a :class:`MaskedNode`.
+
+    ``None`` if no field does: stateless members, or members whose state is not shaped
+    like the params (``flatten``'s); nothing is known about the params then.
+    """
+    for node in jax.tree.leaves(state, is_leaf=lambda x: bool(_params_like_values(x))):
+        for value in _params_like_values(node):
+            if _holds_masked_node(value):
+                return value
+    return None
+
+
 def check_wrapper_update(
     wrapper: GradientTransformation,
     updates: PyTree,
@@ -122,11 +182,27 @@ def check_wrapper_update(
     at which the updates and the params differ (a missing or extra key, a container of
     another kind, ``None`` for an array, another shape), instead of the error that
     ``jax.tree.map`` would raise deep inside the mask. The params are compared as the
-    updates see them: their non-array leaves (the functions and Python numbers of an
-    unfiltered Equinox model, whose updates are ``None``) count as ``None``.
+    updates see them (:func:`as_updates_see`).
+
+    The updates are then compared with the params the state was built for, as the
+    state's masked trees record them (their :class:`MaskedNode` placeholders keep the
+    params' structure): updates that lack a key, or have one more, are named here, with
+    the path, even when the params given to ``update`` (or none) agree with them and a
+    mask or labels that are a function of the updates would adapt to them.
     """
-    arrays = None if params is None else eqx.filter(params, eqx.is_array)
-    check_state(wrapper, updates, state, state_type, arrays)
+    name = transformation_name(wrapper)
+    check_state(
+        wrapper, updates, state, state_type, None if params is None else as_updates_see(params)
+    )
+    built_for = _params_seen_by_the_mask(state)
+    if built_for is not None:
+        check_tree_fits(
+            _skeleton(built_for),
+            _skeleton(updates),
+            where=name,
+            reference_name="the params given to init",
+            tree_name="updates",
+        )
 
 
 def _mask_extra(
@@ -174,7 +250,11 @@ def apply_masked(
 
 
 class Masked(GradientTransformation):
-    """Apply ``inner`` where ``mask`` holds; pass the other updates through unchanged."""
+    """Apply ``inner`` where ``mask`` holds; pass the other updates through unchanged.
+
+    Errors name the transformation by its class (``masked``; ``freeze`` for
+    :class:`~optref.masking.Freeze`).
+    """
 
     inner: GradientTransformation
     mask: Any
@@ -183,19 +263,23 @@ class Masked(GradientTransformation):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not is_tree_function(self.mask):
-            object.__setattr__(self, "mask", static_mask(self.mask, where="masked"))
+            mask = static_mask(self.mask, where=transformation_name(self))
+            object.__setattr__(self, "mask", mask)
 
     def __check_init__(self) -> None:
-        check_inner("masked", "inner", self.inner)
+        check_inner(transformation_name(self), "inner", self.inner)
 
     def init(self, params: PyTree) -> MaskedState:
-        return init_masked(self.inner, resolve_mask(self.mask, params, where="masked"), params)
+        if is_params_placeholder(params):
+            return MaskedState(inner_state=self.inner.init(params))
+        mask = resolve_mask(self.mask, as_updates_see(params), where=transformation_name(self))
+        return init_masked(self.inner, mask, params)
 
     def update(
         self, updates: PyTree, state: Any, params: PyTree | None = None, **extra: Any
     ) -> tuple[PyTree, MaskedState]:
         check_wrapper_update(self, updates, state, MaskedState, params)
-        mask = resolve_mask(self.mask, updates, where="masked")
+        mask = resolve_mask(self.mask, updates, where=transformation_name(self))
         return apply_masked(
             self.inner,
             mask,
@@ -229,14 +313,27 @@ def masked(
     ``mask`` is a tree of bools with the params' structure or a prefix of it (a bool at
     an inner node applies to the whole subtree), or a function of the params (called on
     the updates in ``update``) that returns one. It must be static: Python bools or
-    concrete boolean scalars, which are turned into Python bools. The updates it leaves
-    out are returned as they came: compose with ``set_to_zero`` (:func:`freeze`) to hold
-    them still. ``None`` leaves pass through.
+    concrete boolean scalars, which are turned into Python bools. Other values are an
+    error naming their path, ``1`` and ``0`` included (Optax takes any value for its truth;
+    optref asks for booleans, as ``add_decayed_weights`` does, so that a tree of labels or
+    of params passed as a mask is caught). The updates it leaves out are returned as they
+    came: compose with ``set_to_zero`` (:func:`freeze`) to hold them still. ``None``
+    leaves pass through.
 
-    ``update`` checks the updates against the params before it applies the mask, and
-    raises :class:`~optref.core.TreeMismatchError` naming ``masked`` and the PyTree path
-    of a missing or extra key, a container of another kind, ``None`` for an array or
-    another shape.
+    In ``init`` the mask is fitted to the params as their updates see them: a leaf that
+    is not a floating or complex array counts as ``None``. So a mask with ``None`` at an
+    Equinox model's functions (built from ``eqx.filter(model, eqx.is_array)``) fits the
+    unfiltered model in ``init`` as it fits the ``eqx.filter_grad`` updates in
+    ``update``; a function mask is called with that view. The placeholder that
+    ``optax.tree_utils.tree_map_params`` passes to ``init`` goes to ``inner`` unmasked,
+    as in Optax.
+
+    ``update`` checks the updates against the params, and against the params the state
+    was built for (whose structure the inner state's :class:`MaskedNode` placeholders
+    keep), before it applies the mask, and raises
+    :class:`~optref.core.TreeMismatchError` naming ``masked`` and the PyTree path of a
+    missing or extra key, a container of another kind, ``None`` for an array or another
+    shape.
 
     Reference: ``optax.masked`` (``optax.transforms.masked``).
     """

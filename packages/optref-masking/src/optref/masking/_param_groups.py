@@ -172,7 +172,7 @@ class ParamGroups(Partition):
         )
         return format_group_table(
             params,
-            self._checked_labels(params),
+            self._params_labels(params),
             list(self.transforms),
             note=lambda group: patterns.get(group, "(no pattern matched)"),
             note_header="pattern",
