@@ -245,3 +245,59 @@ def test_every_optax_factory_has_a_counterpart_and_a_comparison(name: str) -> No
         return
     assert callable(_optref_counterpart(name)), f"no optref package provides {name}"
     _check_compared_with_optax(name)
+
+
+def _incompatibility(theirs: inspect.Signature, ours: inspect.Signature) -> str | None:
+    """Why a call that Optax's signature accepts would fail, or mean something else, with
+    optref's (``None`` if none would): the positional parameters in the same order, every
+    keyword there, the same defaults, and no required parameter of optref's own."""
+    mine = ours.parameters
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    their_order = [p.name for p in theirs.parameters.values() if p.kind in positional]
+    our_order = [p.name for p in mine.values() if p.kind in positional]
+    if our_order[: len(their_order)] != their_order:
+        return f"positional parameters {their_order} against {our_order}"
+    for p in theirs.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            if not any(q.kind == p.kind for q in mine.values()):
+                return f"no {'*' if p.kind == p.VAR_POSITIONAL else '**'}{p.name}"
+            continue
+        q = mine.get(p.name)
+        if q is None:
+            return f"no parameter {p.name}"
+        if p.default is not p.empty:
+            if q.default is q.empty:
+                return f"{p.name} is required"
+            same = (
+                p.default.__name__.lstrip("_") == q.default.__name__.lstrip("_")
+                if callable(p.default) and callable(q.default)
+                else p.default == q.default
+            )
+            if not same:
+                return f"{p.name} defaults to {q.default!r}, not {p.default!r}"
+    extra = [
+        q.name
+        for q in mine.values()
+        if q.name not in theirs.parameters
+        and q.default is q.empty
+        and q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)
+    ]
+    return f"{extra} are required" if extra else None
+
+
+def _shared_functions() -> list[tuple[str, str]]:
+    shared = []
+    for module in (optax, optax.tree_utils):
+        for name in sorted(set(vars(module)) & set(oc.__all__)):
+            theirs, ours = getattr(module, name), getattr(oc, name)
+            if callable(theirs) and not inspect.isclass(theirs) and not inspect.isclass(ours):
+                shared.append((module.__name__, name))
+    return shared
+
+
+@pytest.mark.parametrize(("module", "name"), _shared_functions())
+def test_a_function_named_as_optax_takes_optaxs_arguments(module: str, name: str) -> None:
+    """A user who swaps ``optax.X(...)`` (or ``optax.tree_utils.X``) for
+    ``optref.core.X(...)`` keeps every argument: names, order and defaults."""
+    theirs = inspect.signature(getattr(importlib.import_module(module), name))
+    assert _incompatibility(theirs, inspect.signature(getattr(oc, name))) is None

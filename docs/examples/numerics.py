@@ -49,7 +49,7 @@ def bias_correction_errors() -> list[tuple[float, int, float, float]]:
             naive = 1 - b ** jnp.asarray(t, jnp.float32)
             errors = [
                 abs(float(value.astype(jnp.float64)) - exact) / exact / EPS["float32"]
-                for value in (naive, opt.bias_correction(b, t))
+                for value in (naive, opt.bias_correction_factor(b, t))
             ]
             rows.append((beta, t, *errors))
     return rows

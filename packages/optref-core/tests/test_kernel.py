@@ -250,9 +250,9 @@ def test_low_precision_adam_has_no_zero_over_zero() -> None:
 
 def test_bias_correction_keeps_relative_precision() -> None:
     exact = 1 - np.float64(0.999) ** 1
-    value = oc.bias_correction(jnp.asarray(0.999, jnp.float32), 1)
+    value = oc.bias_correction_factor(jnp.asarray(0.999, jnp.float32), 1)
     assert abs(float(value) - 0.001) / 0.001 < 2e-4  # f32(0.999) itself is off by 1.3e-8
-    assert abs(float(oc.bias_correction(jnp.asarray(0.999), 1)) - exact) / exact < 1e-15
+    assert abs(float(oc.bias_correction_factor(jnp.asarray(0.999), 1)) - exact) / exact < 1e-15
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -261,7 +261,7 @@ def test_bias_correction_is_within_a_few_ulp_for_every_decay(dtype) -> None:
     decays = np.concatenate([np.linspace(0.0, 0.99, 34), [0.995, 0.999, 0.9999, 1 - 1e-6]])
     counts = np.array([0, 1, 2, 3, 10, 100, 1000])
     b, t = (a.ravel() for a in np.meshgrid(decays.astype(dtype), counts, indexing="ij"))
-    values = np.asarray(jax.jit(oc.bias_correction)(jnp.asarray(b), jnp.asarray(t)))
+    values = np.asarray(jax.jit(oc.bias_correction_factor)(jnp.asarray(b), jnp.asarray(t)))
     assert values.dtype == dtype
     worst = 0.0
     for decay, count, value in zip(b, t, values, strict=True):
@@ -276,7 +276,7 @@ def test_bias_correction_is_within_a_few_ulp_for_every_decay(dtype) -> None:
 def test_bias_correction_has_finite_exact_gradients_at_zero_and_one() -> None:
     decays = jnp.array([0.0, 0.6, 0.999, 1.0])
     counts = jnp.array([2, 3, 3, 0])
-    grads = jax.vmap(jax.grad(oc.bias_correction))(decays, counts)
+    grads = jax.vmap(jax.grad(oc.bias_correction_factor))(decays, counts)
     # d(1 - b^t)/db = -t b^(t-1)
     np.testing.assert_allclose(grads, [0.0, -3 * 0.6**2, -3 * 0.999**2, 0.0], rtol=1e-14)
 

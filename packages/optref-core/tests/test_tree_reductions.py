@@ -94,3 +94,30 @@ def test_all_finite_over_leaves_and_a_bool_computed_once(jit: bool) -> None:
     for value in (True, False):
         result = once(jnp.asarray(value))
         assert result.dtype == jnp.bool_ and bool(result) is value
+
+
+def test_tree_sum_adds_the_leaves_in_order_or_in_pairs() -> None:
+    """``associative_reduction`` (Optax's name) changes the order of the additions, and so
+    the rounding: ((1e8 + 1) - 1e8) + 1 is 1 in float32, (1e8 + 1) + (-1e8 + 1) is 0."""
+    tree = [jnp.asarray(v, jnp.float32) for v in (1e8, 1.0, -1e8, 1.0)]
+    assert oc.tree_sum(tree) == 1.0
+    assert oc.tree_sum(tree, associative_reduction=True) == 0.0
+    five = [jnp.asarray(float(k)) for k in range(5)]
+    assert oc.tree_sum(five, associative_reduction=True) == 10.0  # an odd count is kept
+
+
+def test_tree_add_takes_any_number_of_trees() -> None:
+    x = {"a": jnp.arange(3.0), "b": jnp.ones(2)}
+    total = oc.tree_add(x, x, x, x)
+    np.testing.assert_array_equal(total["a"], 4 * x["a"])
+    np.testing.assert_array_equal(oc.tree_where(False, tree_x=x, tree_y=total)["b"], 4 * x["b"])
+
+
+def test_safe_norm_along_an_axis_as_optax_documents() -> None:
+    x = jnp.asarray([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(oc.safe_norm(x, 0.5, axis=1), [5.0, 0.5, 1.0])
+    assert oc.safe_norm(x, 0.5, axis=1, keepdims=True).shape == (3, 1)
+    assert oc.safe_norm(x, 0.0, ord=1, axis=0).shape == (2,)
+    assert oc.safe_norm(x).shape == () and oc.safe_norm(x, keepdims=True).shape == (1, 1)
+    grads = jax.grad(lambda y: oc.safe_norm(y, 0.5, axis=1).sum())(x)
+    assert np.all(np.isfinite(grads)) and np.all(grads[1] == 0)

@@ -48,6 +48,8 @@ class BadInput:
         fragments: what the message must contain (a path, an argument, a dtype).
         accepted: whether the call may also succeed, because the input is valid for
             this transformation (``params=None`` where the params are not read).
+        factory: the name of the factory called, which the message may start with
+            instead of a transformation's (an alias names itself and its argument).
     """
 
     kind: str
@@ -55,6 +57,7 @@ class BadInput:
     errors: tuple[type[BaseException], ...]
     fragments: tuple[str, ...] = ()
     accepted: bool = False
+    factory: str | None = None
 
 
 def transformation_names() -> set[str]:
@@ -190,8 +193,8 @@ def bad_inputs(case: Case, dtype: Any = jnp.float32) -> list[BadInput]:
                 accepted=True,
             )
         )
-    # The message names the argument of the transformation that refuses the value: for
-    # an alias, a member's (sgd's momentum is its trace's decay).
+    # The message names the argument that was given the value: for an alias, the alias's
+    # own (sgd's momentum, followed by its member's name for it, trace's decay).
     for name, value in case.kwargs.items():
         if isinstance(value, float) and not isinstance(value, bool):
             out.append(
@@ -200,6 +203,7 @@ def bad_inputs(case: Case, dtype: Any = jnp.float32) -> list[BadInput]:
                     lambda name=name: build(case, "optref", **{name: math.nan}),
                     (HyperparameterError,),
                     ("must", "got nan"),
+                    factory=case.optref.rsplit(".", 1)[-1],
                 )
             )
     return out
@@ -216,7 +220,7 @@ def outcome(bad: BadInput) -> tuple[str, str]:
 
 def check_bad_input(bad: BadInput) -> str | None:
     """What is wrong with the error ``bad`` gives (``None`` if it is the promised one)."""
-    names = transformation_names()
+    names = transformation_names() | ({bad.factory} if bad.factory else set())
     try:
         jax.block_until_ready(bad.call())
     except bad.errors as error:

@@ -91,7 +91,7 @@ from ._numerics import (
     abs_sq,
     accumulator_ratio,
     adaptive_ratio,
-    bias_correction,
+    bias_correction_factor,
     compute_dtype,
     computed_once,
     debiased_momentum,
@@ -151,6 +151,7 @@ from ._stddev import (
 from ._sweep import stack_transformations, sweep
 from ._target_updates import incremental_update, periodic_update
 from ._tree import (
+    bias_correction,
     tree_add,
     tree_add_scaled,
     tree_bias_correction,
@@ -309,6 +310,7 @@ __all__ = [
     "apply_leafwise",
     "apply_updates",
     "bias_correction",
+    "bias_correction_factor",
     "broadcast_mask",
     "broadcast_prefix",
     "centralize",

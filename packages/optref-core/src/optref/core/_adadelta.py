@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -110,6 +111,7 @@ def scale_by_adadelta(rho: float | Array = 0.9, eps: float | Array = 1e-6) -> Sc
     return ScaleByAdadelta(rho, eps)
 
 
+@alias
 def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
     rho: float | Array = 0.9,

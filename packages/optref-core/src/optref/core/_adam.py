@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -15,7 +16,7 @@ from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
-    bias_correction,
+    bias_correction_factor,
     compute_dtype,
     debiased_momentum,
     momentum_corrections,
@@ -94,7 +95,7 @@ class ScaleByAdam(LeafwiseTransformation):
         b1, b2, eps, eps_root, nesterov = self.b1, self.b2, self.eps, self.eps_root, self.nesterov
         # The corrections are scalars computed once, without cancellation, in the
         # hyperparameters' dtype; the elementwise step is done in the compute dtype.
-        correction_nu = bias_correction(b2, count)
+        correction_nu = bias_correction_factor(b2, count)
         corrections_mu = momentum_corrections(b1, count, nesterov)
 
         def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
@@ -140,7 +141,7 @@ def scale_by_adam(
     (1-\\beta_1) g_t / (1-\\beta_1^t)$.
 
     The bias corrections $1-\\beta^t$ are computed without cancellation
-    (:func:`~optref.core.bias_correction`). float16 and bfloat16 moments are combined in
+    (:func:`~optref.core.bias_correction_factor`). float16 and bfloat16 moments are combined in
     float32, and the step is taken from the new moments before they are rounded to the
     state's dtype: a float16 second moment $(1-\\beta_2) g^2$ is subnormal for
     $|g| < 0.25$, and a step from the rounded one is off by 33 float16 epsilons on the
@@ -161,6 +162,7 @@ def scale_by_adam(
     return ScaleByAdam(b1, b2, eps, eps_root, mu_dtype, nesterov)
 
 
+@alias
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,
@@ -185,6 +187,7 @@ def adam(
     )
 
 
+@alias
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,
@@ -206,6 +209,7 @@ def nadam(
     return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
 
+@alias
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,
@@ -234,6 +238,7 @@ def adamw(
     )
 
 
+@alias
 def nadamw(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,

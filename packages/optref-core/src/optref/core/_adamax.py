@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import ScaleByAdamState
+from ._alias import alias
 from ._base import check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -99,6 +100,7 @@ def scale_by_adamax(
     return ScaleByAdamax(b1, b2, eps)
 
 
+@alias
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,
@@ -114,6 +116,7 @@ def adamax(
     return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
+@alias
 def adamaxw(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -15,7 +16,7 @@ from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
-    bias_correction,
+    bias_correction_factor,
     compute_dtype,
     moving_average,
     safe_increment,
@@ -77,7 +78,7 @@ class ScaleByAdan(LeafwiseTransformation):
         b1, b2, b3, eps, eps_root = self.b1, self.b2, self.b3, self.eps, self.eps_root
         first = state.t == 0
         t = safe_increment(state.t)
-        corrections = [bias_correction(b, t) for b in (b1, b2, b3)]
+        corrections = [bias_correction_factor(b, t) for b in (b1, b2, b3)]
         _, complement2 = _decay_pair(b2)
 
         def leaf(
@@ -139,6 +140,7 @@ def scale_by_adan(
     return ScaleByAdan(b1, b2, b3, eps, eps_root)
 
 
+@alias
 def adan(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.98,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
 from ._adam import check_moment_ranges
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter
@@ -16,7 +17,7 @@ from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
-    bias_correction,
+    bias_correction_factor,
     compute_dtype,
     debiased_momentum,
     momentum_corrections,
@@ -72,7 +73,7 @@ class ScaleByAmsgrad(LeafwiseTransformation):
         check_state(self, updates, state, ScaleByAmsgradState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
-        correction_nu = bias_correction(b2, count)
+        correction_nu = bias_correction_factor(b2, count)
         corrections_mu = momentum_corrections(b1, count)
 
         def leaf(g: Array, p: Any, moments: tuple[Array, Array, Array], constants: tuple) -> Any:
@@ -131,6 +132,7 @@ def scale_by_amsgrad(
     return ScaleByAmsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu)
 
 
+@alias
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,

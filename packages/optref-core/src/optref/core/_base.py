@@ -105,14 +105,17 @@ class GradientTransformation(eqx.Module):
                     if field in self.schedule_hyperparameters
                     else "a number or an array"
                 )
-                raise HyperparameterError(
-                    f"{name}: {field} must be {kinds}, got {value!r}."
+                raise HyperparameterError.for_argument(
+                    name, field, value, f"must be {kinds}, got {value!r}"
                 ) from error
             if isinstance(converted, jax.Array) and converted.ndim != 0:
-                raise HyperparameterError(
-                    f"{name}: {field} must be a scalar, got an array of shape "
-                    f"{tuple(converted.shape)}; to sweep over values, build the "
-                    "transformation inside jax.vmap or use optref.core.sweep."
+                raise HyperparameterError.for_argument(
+                    name,
+                    field,
+                    value,
+                    f"must be a scalar, got an array of shape {tuple(converted.shape)}; to "
+                    "sweep over values, build the transformation inside jax.vmap or use "
+                    "optref.core.sweep",
                 )
             object.__setattr__(self, field, converted)
 
@@ -125,8 +128,8 @@ class GradientTransformation(eqx.Module):
             array = np.asarray(value)
             if np.any(np.isnan(array)):
                 shown = array.item() if array.ndim == 0 else array
-                raise HyperparameterError(
-                    f"{transformation_name(self)}: {field} must not be NaN, got {shown!r}."
+                raise HyperparameterError.for_argument(
+                    transformation_name(self), field, value, f"must not be NaN, got {shown!r}"
                 )
 
     @abc.abstractmethod

@@ -12,7 +12,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 from ._base import check_state, params_like
 from ._hyperparameters import as_scalar_hyperparameter, check_range
 from ._leafwise import LeafwiseStep, LeafwiseTransformation
-from ._numerics import bias_correction, compute_dtype, safe_increment
+from ._numerics import bias_correction_factor, compute_dtype, safe_increment
 from ._tree import tree_zeros_like
 from ._typecheck import typechecker
 
@@ -57,7 +57,7 @@ class Ema(LeafwiseTransformation):
     ) -> LeafwiseStep:
         check_state(self, updates, state, EmaState, params)
         count = safe_increment(state.count)
-        correction = bias_correction(self.decay, count) if self.debias else None
+        correction = bias_correction_factor(self.decay, count) if self.debias else None
         decay = self.decay
 
         def leaf(g: Array, p: Any, moments: tuple[Array], constants: tuple) -> Any:

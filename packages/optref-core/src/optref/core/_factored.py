@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, Int, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import GradientTransformation, check_state
 from ._block_clipping import clip_by_block_rms
 from ._block_norm import scale_by_param_block_rms
@@ -232,6 +233,7 @@ def scale_by_factored_rms(
     )
 
 
+@alias
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,

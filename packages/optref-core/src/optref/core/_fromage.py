@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
+from ._alias import alias
 from ._base import EmptyState
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter
@@ -74,6 +75,7 @@ class _FromageShrink(_FromageMember):
         return AddDecayedWeights(self.weight_decay).leafwise(updates, state, params, **extra)
 
 
+@alias
 def fromage(learning_rate: ScalarOrSchedule, min_norm: float | Array = 1e-6) -> Chain:
     """The Fromage optimizer: a trust-ratio step, then a shrink towards the origin.
 

@@ -38,7 +38,72 @@ $\eta_t = \eta(t)$."""
 
 
 class HyperparameterError(ValueError):
-    """A hyperparameter is out of its allowed range or of the wrong kind."""
+    """A hyperparameter is out of its allowed range or of the wrong kind.
+
+    An error about one argument also carries it as data, so that a caller can restate it
+    in its own terms: an alias such as ``signum`` names its own argument (``beta``), not
+    the field of the member it passed it to (``ema``'s ``decay``).
+
+    Attributes:
+        transformation: the name of the transformation or alias the message names first
+            (``"ema"``), or ``None`` when the error is not about one argument.
+        argument: that transformation's argument (``"decay"``).
+        value: the value the argument was given (after conversion to an array, where
+            the check ran on the converted value).
+        requirement: what the value fails, as the message words it after the argument's
+            name: ``"must be in [0, 1], got 2.0"``.
+        member: the transformation that raised the error first: the same as
+            ``transformation``, unless an alias restated it (``"ema"`` in
+            ``signum``'s error about ``beta``).
+        field: that member's argument (``"decay"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transformation: str | None = None,
+        argument: str | None = None,
+        value: Any = None,
+        requirement: str | None = None,
+        member: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transformation = transformation
+        self.argument = argument
+        self.value = value
+        self.requirement = requirement
+        self.member = member if member is not None else transformation
+        self.field = field if field is not None else argument
+
+    @classmethod
+    def for_argument(
+        cls,
+        transformation: str,
+        argument: str,
+        value: Any,
+        requirement: str,
+        *,
+        member: str | None = None,
+        field: str | None = None,
+    ) -> HyperparameterError:
+        """The error ``"{transformation}: {argument} {requirement}."``, with its parts as data.
+
+        When ``field`` (the argument of the ``member`` that raised it first) is not
+        ``argument``, the message ends with where the value went:
+        ``"signum: beta must be in [0, 1], got 2.0 (ema's decay)."``.
+        """
+        where = "" if field is None or field == argument else f" ({member}'s {field})"
+        return cls(
+            f"{transformation}: {argument} {requirement}{where}.",
+            transformation=transformation,
+            argument=argument,
+            value=value,
+            requirement=requirement,
+            member=member,
+            field=field,
+        )
 
 
 def transformation_name(obj: object) -> str:
@@ -125,7 +190,9 @@ def check_range(
     where = owner if isinstance(owner, str) else transformation_name(owner)
     array = np.asarray(value)
     if np.iscomplexobj(array):
-        raise HyperparameterError(f"{where}: {argument} must be real, got {value!r}.")
+        raise HyperparameterError.for_argument(
+            where, argument, value, f"must be real, got {value!r}"
+        )
     ok_low = array >= low if low_inclusive else array > low
     ok_high = array <= high if high_inclusive else array < high
     if not (np.all(ok_low) and np.all(ok_high)) or np.any(np.isnan(array)):
@@ -135,4 +202,6 @@ def check_range(
             + ("]" if high_inclusive else ")")
         )
         shown = array.item() if array.ndim == 0 else array
-        raise HyperparameterError(f"{where}: {argument} must be in {interval}, got {shown!r}.")
+        raise HyperparameterError.for_argument(
+            where, argument, value, f"must be in {interval}, got {shown!r}"
+        )

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -113,6 +114,7 @@ def scale_by_lion(
     return ScaleByLion(b1, b2, mu_dtype, mode, smooth_beta)
 
 
+@alias
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,

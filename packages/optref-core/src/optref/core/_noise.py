@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int, Key, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import GradientTransformation, check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -30,13 +31,17 @@ def _canonical_key(key: Any) -> Array:
     return jax.random.key(key)
 
 
-def _resolve_key(where: str, key: Any, seed: int | None) -> Array:
-    """Optax's ``key``/``seed`` arguments: ``seed`` is deprecated, ``None`` means 0."""
+def _resolve_key(where: str, key: Any, seed: int | None, stacklevel: int = 3) -> Array:
+    """Optax's ``key``/``seed`` arguments: ``seed`` is deprecated, ``None`` means 0.
+
+    The warnings point ``stacklevel`` frames up: to the caller of the factory that calls
+    this function directly, by default.
+    """
     if seed is not None:
         warnings.warn(
             f'{where}: "seed" is deprecated, pass key= (an int or a jax.random.key).',
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         if key is not None:
             raise ValueError(f"{where}: pass key= or seed=, not both.")
@@ -45,7 +50,7 @@ def _resolve_key(where: str, key: Any, seed: int | None) -> Array:
         warnings.warn(
             f"{where}: no key given, using key=0; pass key= for independent noise.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         key = 0
     return _canonical_key(key)
@@ -131,6 +136,7 @@ def add_noise(
     return AddNoise(eta, gamma, _resolve_key("add_noise", key, seed))
 
 
+@alias
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
     eta: float | Array = 0.01,
@@ -149,6 +155,7 @@ def noisy_sgd(
     ``optax.noisy_sgd``.
     """
     return chain(
-        AddNoise(eta, gamma, _resolve_key("noisy_sgd", key, seed)),
+        # One frame more than add_noise: the @alias wrapper's.
+        AddNoise(eta, gamma, _resolve_key("noisy_sgd", key, seed, stacklevel=4)),
         scale_by_learning_rate(learning_rate),
     )

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like, require_params
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -123,6 +124,7 @@ def scale_by_novograd(
     return ScaleByNovograd(b1, b2, eps, eps_root, weight_decay, mu_dtype)
 
 
+@alias
 def novograd(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,

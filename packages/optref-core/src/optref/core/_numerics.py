@@ -23,7 +23,7 @@ __all__ = [
     "abs_sq",
     "accumulator_ratio",
     "adaptive_ratio",
-    "bias_correction",
+    "bias_correction_factor",
     "compute_dtype",
     "debiased_momentum",
     "momentum_corrections",
@@ -141,28 +141,53 @@ def safe_sqrt(x: ArrayLike) -> Array:
     return _safe_sqrt(jnp.asarray(x))
 
 
-def _safe_norm_reference(x: Array, min_norm: ArrayLike, ord: int | str | None) -> Array:
-    above = jnp.linalg.norm(x.ravel(), ord=ord) > min_norm
+def _norm(x: Array, ord: int | str | None, axis: int | tuple[int, ...] | None) -> Array:
+    """``jnp.linalg.norm`` of the flattened ``x`` (``axis=None``) or along ``axis``, with
+    the reduced axes kept."""
+    if axis is None:
+        return jnp.linalg.norm(x.ravel(), ord=ord).reshape((1,) * x.ndim)
+    return jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=True)
+
+
+def _safe_norm_reference(
+    x: Array, min_norm: ArrayLike, ord: int | str | None, axis: int | tuple[int, ...] | None
+) -> Array:
+    above = _norm(x, ord, axis) > min_norm
     safe_x = jnp.where(above, x, jnp.ones_like(x))
-    return jnp.where(above, jnp.linalg.norm(safe_x.ravel(), ord=ord), min_norm)
+    return jnp.where(above, _norm(safe_x, ord, axis), min_norm)
 
 
-def safe_norm(x: ArrayLike, min_norm: ArrayLike = 0.0, ord: int | str | None = None) -> Array:
+def safe_norm(
+    x: ArrayLike,
+    min_norm: ArrayLike = 0.0,
+    ord: int | str | None = None,
+    axis: int | tuple[int, ...] | None = None,
+    keepdims: bool = False,
+) -> Array:
     """``max(‖x‖, min_norm)`` with a gradient that is zero, not NaN, where ``‖x‖ <= min_norm``.
 
     $$\\operatorname{safe\\_norm}(x) = \\max(\\lVert x \\rVert, m)$$
 
-    ``ord`` is as in :func:`jax.numpy.linalg.norm` over the flattened array. The value
-    takes one norm of ``x``; the derivatives are those of the double-where form, which
-    takes a second norm, of ones, where the first is at most ``min_norm``.
+    Without ``axis``, the norm is that of the flattened array, with ``ord`` as in
+    :func:`jax.numpy.linalg.norm` for a vector. With ``axis`` (an int, or two for a
+    matrix norm), it is :func:`jax.numpy.linalg.norm` along it, one norm per slice, and
+    ``keepdims`` keeps the reduced axes with length one. The value takes one norm of
+    ``x``; the derivatives are those of the double-where form, which takes a second norm,
+    of ones, where the first is at most ``min_norm``. Reference: ``optax.safe_norm``.
     """
 
-    @differentiated_as(lambda x, min_norm: _safe_norm_reference(x, min_norm, ord))
+    @differentiated_as(lambda x, min_norm: _safe_norm_reference(x, min_norm, ord, axis))
     def value(x: Array, min_norm: ArrayLike) -> Array:
-        norm = jnp.linalg.norm(x.ravel(), ord=ord)
+        norm = _norm(x, ord, axis)
         return jnp.where(norm > min_norm, norm, min_norm)
 
-    return value(jnp.asarray(x), min_norm)
+    x = jnp.asarray(x)
+    norm = value(x, min_norm)
+    if keepdims:
+        return norm
+    if axis is None:
+        return norm.reshape(())
+    return jnp.squeeze(norm, axis=axis)
 
 
 def _expm1(y: Array) -> Array:
@@ -179,7 +204,7 @@ def _expm1(y: Array) -> Array:
     return jnp.where(rounds_to_one, y, (u - 1) * y / log_u)
 
 
-def bias_correction(decay: ArrayLike, count: ArrayLike) -> Array:
+def bias_correction_factor(decay: ArrayLike, count: ArrayLike) -> Array:
     """Adam's bias-correction factor ``1 - decay**count``, accurate for every decay in [0, 1].
 
     $$1 - \\beta^t = \\begin{cases}
@@ -276,15 +301,15 @@ def momentum_corrections(
 
     $$c_t = 1-\\beta_1^t, \\qquad c_{t+1} = 1-\\beta_1^{t+1}\\ \\text{(Nesterov only)}$$
 
-    Both are :func:`bias_correction` values for ``count`` $= t$ (the incremented step
+    Both are :func:`bias_correction_factor` values for ``count`` $= t$ (the incremented step
     count); the second is ``None`` without Nesterov momentum. They are computed outside
     the per-leaf step, so a tree of many leaves traces them once. Reference: Kingma & Ba
     (2015); Dozat, *Incorporating Nesterov Momentum into Adam* (2016).
     """
-    correction = bias_correction(b1, count)
+    correction = bias_correction_factor(b1, count)
     if not nesterov:
         return correction, None
-    return correction, bias_correction(b1, safe_increment(count))
+    return correction, bias_correction_factor(b1, safe_increment(count))
 
 
 def debiased_momentum(

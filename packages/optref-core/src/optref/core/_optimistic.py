@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Inexact, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -92,6 +93,7 @@ def scale_by_optimistic_gradient(
     return ScaleByOptimisticGradient(alpha, beta)
 
 
+@alias
 def optimistic_gradient_descent(
     learning_rate: ScalarOrSchedule,
     alpha: float | Array = 1.0,

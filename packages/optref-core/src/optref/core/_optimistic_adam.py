@@ -9,6 +9,7 @@ import jax
 from jaxtyping import Array
 
 from ._adam import scale_by_adam
+from ._alias import alias
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule
 from ._optimistic import scale_by_optimistic_gradient
@@ -17,6 +18,7 @@ from ._scale import scale_by_learning_rate
 __all__ = ["optimistic_adam", "optimistic_adam_v2"]
 
 
+@alias
 def optimistic_adam_v2(
     learning_rate: ScalarOrSchedule,
     *,
@@ -48,6 +50,7 @@ def optimistic_adam_v2(
     )
 
 
+@alias
 def optimistic_adam(
     learning_rate: float | Array,
     optimism: float | Array | None = None,
@@ -71,7 +74,7 @@ def optimistic_adam(
     warnings.warn(
         "optimistic_adam is deprecated (as in Optax): use optimistic_adam_v2.",
         DeprecationWarning,
-        stacklevel=2,
+        stacklevel=3,  # the caller of optimistic_adam, above its @alias wrapper
     )
     if callable(learning_rate) and not isinstance(learning_rate, jax.Array):
         raise ValueError(

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
+from ._alias import alias
 from ._base import EmptyState, GradientTransformation, check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -105,6 +106,7 @@ def scale_by_polyak(
     return ScaleByPolyak(f_min, max_learning_rate, eps, variant)
 
 
+@alias
 def polyak_sgd(
     max_learning_rate: float | Array = 1.0,
     scaling: ScalarOrSchedule = 1.0,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._adam import ScaleByAdamState, check_moment_ranges
+from ._alias import alias
 from ._base import check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -16,7 +17,7 @@ from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
-    bias_correction,
+    bias_correction_factor,
     compute_dtype,
     computed_once,
     debiased_momentum,
@@ -144,7 +145,7 @@ class ScaleByRadam(LeafwiseTransformation):
         check_state(self, updates, state, ScaleByAdamState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
-        correction_nu = bias_correction(b2, count)
+        correction_nu = bias_correction_factor(b2, count)
         corrections_mu = momentum_corrections(b1, count, self.nesterov)
         r, applies = rectification(b2, count, self.threshold)
 
@@ -197,6 +198,7 @@ def scale_by_radam(
     return ScaleByRadam(b1, b2, eps, eps_root, threshold, nesterov)
 
 
+@alias
 def radam(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,

@@ -20,7 +20,7 @@ from ._numerics import (
     safe_increment,
     safe_sqrt,
 )
-from ._numerics import bias_correction as _bias_correction
+from ._numerics import bias_correction_factor as _bias_correction
 from ._tree import tree_full_like
 from ._typecheck import typechecker
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jaxtyping import Array
 
+from ._alias import alias
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule
 from ._momentum import trace
@@ -15,6 +16,7 @@ from ._stddev import scale_by_stddev
 __all__ = ["rmsprop"]
 
 
+@alias
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: float | Array = 0.9,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import as_scalar_hyperparameter, check_range, is_concrete
@@ -134,6 +135,7 @@ def scale_by_rprop(
     return ScaleByRprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size)
 
 
+@alias
 def rprop(
     learning_rate: float | Array,
     eta_minus: float | Array = 0.5,

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Inexact, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -80,6 +81,7 @@ def scale_by_rss(
     return ScaleByRss(initial_accumulator_value, eps)
 
 
+@alias
 def adagrad(
     learning_rate: ScalarOrSchedule,
     initial_accumulator_value: float | Array = 0.1,

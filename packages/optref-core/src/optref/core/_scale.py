@@ -132,10 +132,13 @@ class ScaleByLearningRate(LeafwiseTransformation):
 
     def __check_init__(self) -> None:
         if self.learning_rate is None:
-            raise HyperparameterError(
-                "scale_by_learning_rate: learning_rate must be a number, an array or a "
-                "callable count -> value, got None; scale_by_learning_rate(None) and the "
-                "aliases given learning_rate=None apply no scaling (identity())."
+            raise HyperparameterError.for_argument(
+                "scale_by_learning_rate",
+                "learning_rate",
+                None,
+                "must be a number, an array or a callable count -> value, got None; "
+                "scale_by_learning_rate(None) and the aliases given learning_rate=None "
+                "apply no scaling (identity())",
             )
 
     def _is_schedule(self) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from jaxtyping import Array
 
+from ._alias import alias
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule
 from ._momentum import trace
@@ -15,6 +16,7 @@ from ._stateless import identity
 __all__ = ["sgd"]
 
 
+@alias
 def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: float | Array | None = None,

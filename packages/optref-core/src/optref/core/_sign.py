@@ -7,6 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from ._alias import alias
 from ._chain import Chain, chain
 from ._ema import ema
 from ._hyperparameters import ScalarOrSchedule
@@ -38,6 +39,7 @@ def scale_by_sign() -> ScaleBySign:
     return ScaleBySign()
 
 
+@alias
 def sign_sgd(learning_rate: ScalarOrSchedule) -> Chain:
     """signSGD: a step of the learning rate against the sign of each gradient element.
 
@@ -48,6 +50,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> Chain:
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
+@alias
 def signum(
     learning_rate: ScalarOrSchedule,
     beta: float | Array = 0.9,

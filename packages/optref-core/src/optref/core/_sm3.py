@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree, jaxtyped
 
+from ._alias import alias
 from ._base import check_state, params_like
 from ._chain import Chain, chain
 from ._hyperparameters import as_scalar_hyperparameter, check_range
@@ -138,6 +139,7 @@ def scale_by_sm3(
     return ScaleBySm3(b1, b2, eps)
 
 
+@alias
 def sm3(learning_rate: float | Array, momentum: float | Array = 0.9) -> Chain:
     """The SM3 optimizer: :func:`scale_by_sm3` with ``b1 = momentum``, then ``-learning_rate``.
 

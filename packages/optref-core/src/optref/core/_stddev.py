@@ -11,7 +11,7 @@ from jaxtyping import Array, Inexact, Int, PyTree, jaxtyped
 from ._base import check_state, params_like
 from ._leafwise import LeafwiseStep
 from ._numerics import abs_sq, compute_dtype, safe_div
-from ._numerics import bias_correction as _bias_correction
+from ._numerics import bias_correction_factor as _bias_correction
 from ._rms import _ScaleBySecondMoment, rms_normalize
 from ._tree import tree_full_like, tree_zeros_like
 from ._typecheck import typechecker

@@ -13,6 +13,7 @@ rounding per stored value.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._numerics import bias_correction, compute_dtype, computed_once, safe_sqrt, scalar_dtype
+from ._numerics import bias_correction_factor, compute_dtype, computed_once, safe_sqrt, scalar_dtype
 
 __all__ = [
+    "bias_correction",
     "tree_add",
     "tree_add_scaled",
     "tree_bias_correction",
@@ -154,14 +156,31 @@ def tree_scale(scalar: ArrayLike, tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: x * scalar.astype(x.dtype), tree)
 
 
-def tree_add(a: PyTree, b: PyTree) -> PyTree:
-    """``a + b`` leafwise; the result has ``a``'s dtypes."""
-    return jax.tree.map(lambda x, y: x + jnp.asarray(y).astype(x.dtype), a, b)
+def tree_add(tree_x: PyTree, tree_y: PyTree, *other_trees: PyTree) -> PyTree:
+    """The sum of two or more trees of the same structure, leafwise.
+
+    $$z_\\ell = ((x_\\ell + y_\\ell) + o^{1}_\\ell) + \\cdots$$
+
+    Added from left to right, each term rounded to ``tree_x``'s dtypes first; the result
+    has ``tree_x``'s dtypes. Reference: ``optax.tree_utils.tree_add``.
+    """
+    return jax.tree.map(
+        lambda x, *rest: functools.reduce(lambda a, b: a + jnp.asarray(b).astype(x.dtype), rest, x),
+        tree_x,
+        tree_y,
+        *other_trees,
+    )
 
 
-def tree_sub(a: PyTree, b: PyTree) -> PyTree:
-    """``a - b`` leafwise; the result has ``a``'s dtypes."""
-    return jax.tree.map(lambda x, y: x - jnp.asarray(y).astype(x.dtype), a, b)
+def tree_sub(tree_x: PyTree, tree_y: PyTree) -> PyTree:
+    """The difference of two trees of the same structure, leafwise.
+
+    $$z_\\ell = x_\\ell - y_\\ell$$
+
+    ``tree_y`` is rounded to ``tree_x``'s dtypes first; the result has ``tree_x``'s dtypes.
+    Reference: ``optax.tree_utils.tree_sub``.
+    """
+    return jax.tree.map(lambda x, y: x - jnp.asarray(y).astype(x.dtype), tree_x, tree_y)
 
 
 def tree_add_scaled(a: PyTree, scalar: ArrayLike, b: PyTree) -> PyTree:
@@ -170,33 +189,61 @@ def tree_add_scaled(a: PyTree, scalar: ArrayLike, b: PyTree) -> PyTree:
     return tree_map_compute(lambda x, y: x + scalar.astype(x.dtype) * y, a, b)
 
 
-def tree_where(condition: ArrayLike, on_true: PyTree, on_false: PyTree) -> PyTree:
-    """``on_true`` where the scalar ``condition`` holds, else ``on_false``, leafwise."""
-    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), on_true, on_false)
+def tree_where(condition: ArrayLike, tree_x: PyTree, tree_y: PyTree) -> PyTree:
+    """``tree_x`` where the scalar ``condition`` holds, else ``tree_y``, leafwise.
+
+    $$z_\\ell = \\begin{cases} x_\\ell & c \\\\ y_\\ell & \\lnot c \\end{cases}$$
+
+    Reference: ``optax.tree_utils.tree_where``.
+    """
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), tree_x, tree_y)
 
 
-def _sum_over_leaves(partials: list[Array]) -> Array:
-    """``((p_1 + p_2) + p_3) + ...``, the per-leaf partial sums added in order.
+def _pairwise(partials: list[Array]) -> Array:
+    """``(p_1 + p_2) + (p_3 + p_4) + ...``: adjacent pairs, level by level."""
+    while len(partials) > 1:
+        pairs = [a + b for a, b in zip(partials[::2], partials[1::2], strict=False)]
+        partials = pairs + partials[len(pairs) * 2 :]
+    return partials[0]
+
+
+def _sum_over_leaves(partials: list[Array], pairwise: bool = False) -> Array:
+    """``((p_1 + p_2) + p_3) + ...``, the per-leaf partial sums added in order, or, with
+    ``pairwise``, in adjacent pairs level by level.
 
     The chain of additions grows with the number of leaves, and every leaf may read the
     result (a step size, a predicate), so it is passed through :func:`computed_once`; a
     single leaf's sum, which has no chain, is left as it is.
     """
-    total = sum(partials[1:], partials[0])
+    total = _pairwise(partials) if pairwise else sum(partials[1:], partials[0])
     return total if len(partials) == 1 else computed_once(total)
 
 
-def tree_sum(tree: PyTree) -> Array:
-    """The sum of every element of every leaf."""
+def tree_sum(tree: PyTree, associative_reduction: bool = False) -> Array:
+    """The sum of every element of every leaf.
+
+    $$\\sum_{\\ell} \\sum_i x_{\\ell,i}$$
+
+    Each leaf is summed on its own (:func:`jax.numpy.sum`); the leaves' sums are added in
+    the order of the leaves, or, with ``associative_reduction``, in adjacent pairs level by
+    level (a tree of additions of depth $\\log_2 L$ instead of a chain of $L - 1$, whose
+    rounding error grows with the depth). The two orders round differently. Reference:
+    ``optax.tree_utils.tree_sum``.
+    """
     leaves = _leaves(tree)
     if not leaves:
         return jnp.zeros([])
-    return _sum_over_leaves([jnp.sum(x) for x in leaves])
+    return _sum_over_leaves([jnp.sum(x) for x in leaves], pairwise=associative_reduction)
 
 
-def tree_vdot(a: PyTree, b: PyTree) -> Array:
-    """The inner product ``Σ conj(a)·b`` over every element of every leaf."""
-    products = jax.tree.map(lambda x, y: jnp.vdot(x, y), a, b)
+def tree_vdot(tree_x: PyTree, tree_y: PyTree) -> Array:
+    """The inner product over every element of every leaf, conjugating ``tree_x``.
+
+    $$\\langle x, y \\rangle = \\sum_{\\ell} \\sum_i \\overline{x_{\\ell,i}}\\, y_{\\ell,i}$$
+
+    Reference: ``optax.tree_utils.tree_vdot``.
+    """
+    products = jax.tree.map(lambda x, y: jnp.vdot(x, y), tree_x, tree_y)
     return tree_sum(products)
 
 
@@ -224,8 +271,17 @@ def tree_l2_norm(tree: PyTree, squared: bool = False) -> Array:
     return total if squared else safe_sqrt(total)
 
 
-def tree_norm(tree: PyTree, ord: int | str | None = 2, squared: bool = False) -> Array:
-    """The norm of all the elements of ``tree`` together: ``ord`` in {1, 2, inf}."""
+def tree_norm(tree: PyTree, ord: int | str | float | None = None, squared: bool = False) -> Array:
+    """The norm of all the elements of ``tree`` together, as one vector.
+
+    $$\\lVert x \\rVert_1 = \\sum_{\\ell,i} |x_{\\ell,i}|, \\qquad
+    \\lVert x \\rVert_2 = \\Big(\\sum_{\\ell,i} |x_{\\ell,i}|^2\\Big)^{1/2}, \\qquad
+    \\lVert x \\rVert_\\infty = \\max_{\\ell,i} |x_{\\ell,i}|$$
+
+    ``ord`` is 1, 2 (or ``None``, the default: 2, as in :func:`tree_l2_norm`) or
+    ``inf``; ``squared`` returns the norm's square. Reference:
+    ``optax.tree_utils.tree_norm``.
+    """
     if ord in (2, None):
         return tree_l2_norm(tree, squared=squared)
     leaves = _leaves(tree)
@@ -319,21 +375,26 @@ def tree_update_moment_per_elem_norm(
     return jax.tree.map(moment_update_per_elem_norm(decay, order), updates, moments)
 
 
-def tree_bias_correction(moments: PyTree, decay: ArrayLike, count: ArrayLike) -> PyTree:
+def tree_bias_correction(moment: PyTree, decay: ArrayLike, count: ArrayLike) -> PyTree:
     """Divide a moment by its bias correction ``1 - decay**count``, computed without cancellation.
 
     $$\\hat m_t = \\frac{m_t}{1 - \\beta^t}$$
 
-    The correction is computed in the wide dtype of :func:`optref.core.bias_correction`;
+    The correction is computed in the wide dtype of :func:`optref.core.bias_correction_factor`;
     the division is done in the compute dtype of each leaf. Kingma & Ba (2015).
     """
-    correction = bias_correction(decay, count)
+    correction = bias_correction_factor(decay, count)
 
     def leaf(m: Array) -> Array:
         work = compute_dtype(m.dtype)
         return (m.astype(work) / correction.astype(work)).astype(m.dtype)
 
-    return jax.tree.map(leaf, moments)
+    return jax.tree.map(leaf, moment)
+
+
+#: Optax's top-level name for :func:`tree_bias_correction` (``optax.bias_correction``):
+#: the same function. The scalar factor is :func:`optref.core.bias_correction_factor`.
+bias_correction = tree_bias_correction
 
 
 def tree_map_unzip(

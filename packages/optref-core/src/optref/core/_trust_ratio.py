@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import scale_by_adam
+from ._alias import alias
 from ._block_norm import ScaleByPerLeafFactor
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -94,6 +95,7 @@ def scale_by_trust_ratio(
     return ScaleByTrustRatio(min_norm, trust_coefficient, eps)
 
 
+@alias
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,
@@ -123,6 +125,7 @@ def lamb(
     )
 
 
+@alias
 def lars(
     learning_rate: ScalarOrSchedule,
     weight_decay: ScalarOrSchedule = 0.0,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ._adam import ScaleByAdamState
+from ._alias import alias
 from ._base import check_state
 from ._chain import Chain, chain
 from ._hyperparameters import ScalarOrSchedule, as_scalar_hyperparameter, check_range
@@ -16,7 +17,7 @@ from ._leafwise import LeafwiseStep, LeafwiseTransformation
 from ._numerics import (
     abs_sq,
     adaptive_ratio,
-    bias_correction,
+    bias_correction_factor,
     compute_dtype,
     moving_average,
     safe_increment,
@@ -61,7 +62,10 @@ class ScaleByYogi(LeafwiseTransformation):
         check_state(self, updates, state, ScaleByAdamState, params)
         count = safe_increment(state.count)
         b1, b2, eps, eps_root = self.b1, self.b2, self.eps, self.eps_root
-        correction_mu, correction_nu = bias_correction(b1, count), bias_correction(b2, count)
+        correction_mu, correction_nu = (
+            bias_correction_factor(b1, count),
+            bias_correction_factor(b2, count),
+        )
         _, complement2 = _decay_pair(b2)
 
         def leaf(g: Array, p: Any, moments: tuple[Array, Array], constants: tuple) -> Any:
@@ -112,6 +116,7 @@ def scale_by_yogi(
     return ScaleByYogi(b1, b2, eps, eps_root, initial_accumulator_value)
 
 
+@alias
 def yogi(
     learning_rate: ScalarOrSchedule,
     b1: float | Array = 0.9,
