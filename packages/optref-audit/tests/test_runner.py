@@ -317,3 +317,14 @@ def test_the_robustness_check_accepts_the_initial_best_value_and_nothing_else():
     ]:
         broken = type(state)(**{**vars(state), field: jnp.asarray(bad, state.scale.dtype)})
         assert not _finite(broken), field
+
+
+def test_an_optax_factory_that_refuses_the_cases_arguments_is_an_optax_error() -> None:
+    # Optax 0.2.3's scale_by_zoom_linesearch has no initial_guess_strategy: its factory
+    # raises TypeError, which is Optax's error on every variant, not a crash of the audit.
+    (case,) = load_cases("core.sgd-momentum")
+    refused = dataclasses.replace(case, optax_kwargs={**case.kwargs, "no_such_argument": 1})
+    with jax.enable_x64(True):
+        findings = check_float64(dataclasses.replace(refused, steps=2))
+    assert findings and all(f.library == "optax" and f.severity == "error" for f in findings)
+    assert all("Optax raised TypeError" in f.summary for f in findings)
