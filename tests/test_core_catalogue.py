@@ -15,6 +15,7 @@ import pathlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import jax
 import optax
 import pytest
 
@@ -301,3 +302,34 @@ def test_a_function_named_as_optax_takes_optaxs_arguments(module: str, name: str
     ``optref.core.X(...)`` keeps every argument: names, order and defaults."""
     theirs = inspect.signature(getattr(importlib.import_module(module), name))
     assert _incompatibility(theirs, inspect.signature(getattr(oc, name))) is None
+
+
+def test_optaxs_names_for_optref_functions_compute_optaxs_values() -> None:
+    """``update_moment``, ``update_moment_per_elem_norm``, ``safe_root_mean_squares`` and
+    ``safe_int32_increment`` are optref's functions under Optax's names: the same values."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    g = {"w": jnp.asarray([0.5, -2.0, 3.0]), "b": jnp.asarray([[1.5, -0.25]])}
+    m = {"w": jnp.asarray([0.1, 0.2, -0.3]), "b": jnp.asarray([[0.0, 1.0]])}
+    for name, orders in (("update_moment", (1, 2, 3)), ("update_moment_per_elem_norm", (2, 4))):
+        for order in orders:
+            ours, theirs = (
+                getattr(oc, name)(g, m, 0.9, order),
+                getattr(optax, name)(g, m, 0.9, order),
+            )
+            for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-6)
+    # An odd order: the average of |g|**k, where Optax's averages g**k for real updates.
+    ours = oc.update_moment_per_elem_norm(g, m, 0.9, 1)
+    np.testing.assert_allclose(ours["w"], 0.9 * m["w"] + 0.1 * jnp.abs(g["w"]), rtol=1e-6)
+    assert not np.allclose(ours["w"], optax.update_moment_per_elem_norm(g, m, 0.9, 1)["w"])
+    for min_rms in (0.0, 10.0):
+        np.testing.assert_allclose(
+            oc.safe_root_mean_squares(g["w"], min_rms),
+            optax.safe_root_mean_squares(g["w"], min_rms),
+            rtol=1e-6,
+        )
+    top = jnp.asarray(np.iinfo(np.int32).max, jnp.int32)
+    assert oc.safe_int32_increment(top) == optax.safe_int32_increment(top) == top
+    assert oc.safe_int32_increment(jnp.asarray(3)) == 4

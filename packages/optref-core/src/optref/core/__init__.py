@@ -99,9 +99,11 @@ from ._numerics import (
     moving_average,
     safe_div,
     safe_increment,
+    safe_int32_increment,
     safe_l2_norm,
     safe_norm,
     safe_rms,
+    safe_root_mean_squares,
     safe_sqrt,
     scalar_dtype,
 )
@@ -172,6 +174,8 @@ from ._tree import (
     tree_vdot,
     tree_where,
     tree_zeros_like,
+    update_moment,
+    update_moment_per_elem_norm,
 )
 from ._tree_access import (
     KeyPath,
@@ -362,9 +366,11 @@ __all__ = [
     "rprop",
     "safe_div",
     "safe_increment",
+    "safe_int32_increment",
     "safe_l2_norm",
     "safe_norm",
     "safe_rms",
+    "safe_root_mean_squares",
     "safe_sqrt",
     "scalar_dtype",
     "scale",
@@ -433,6 +439,8 @@ __all__ = [
     "tree_vdot",
     "tree_where",
     "tree_zeros_like",
+    "update_moment",
+    "update_moment_per_elem_norm",
     "yogi",
     "zero_nans",
 ]

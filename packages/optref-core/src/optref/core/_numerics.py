@@ -30,9 +30,11 @@ __all__ = [
     "moving_average",
     "safe_div",
     "safe_increment",
+    "safe_int32_increment",
     "safe_l2_norm",
     "safe_norm",
     "safe_rms",
+    "safe_root_mean_squares",
     "safe_sqrt",
 ]
 
@@ -573,3 +575,10 @@ def abs_sq(x: ArrayLike) -> Array:
     if jnp.iscomplexobj(x):
         return jnp.real(x) ** 2 + jnp.imag(x) ** 2
     return x * x
+
+
+#: Optax's name for :func:`safe_rms` (``optax.safe_root_mean_squares``).
+safe_root_mean_squares = safe_rms
+#: Optax's name for :func:`safe_increment` (``optax.safe_int32_increment``), which
+#: saturates at the largest value of any integer dtype, int32's included.
+safe_int32_increment = safe_increment

@@ -46,6 +46,8 @@ __all__ = [
     "tree_vdot",
     "tree_where",
     "tree_zeros_like",
+    "update_moment",
+    "update_moment_per_elem_norm",
     "zeros_reduced_like",
 ]
 
@@ -371,6 +373,11 @@ def tree_update_moment_per_elem_norm(
     """The exponential moving average of ``|g|**order`` (real for complex updates).
 
     $$v_t = \\beta\\,v_{t-1} + (1 - \\beta)\\,|g_t|^{k}$$
+
+    The element-wise norm of Optax's documentation, for every order. Optax's function
+    (``optax.tree_utils.tree_update_moment_per_elem_norm``) takes the absolute value of
+    complex updates only: for real ones and an odd order it averages $g^k$, negative where
+    $g$ is; its optimizers use the order 2, where the two agree.
     """
     return jax.tree.map(moment_update_per_elem_norm(decay, order), updates, moments)
 
@@ -395,6 +402,11 @@ def tree_bias_correction(moment: PyTree, decay: ArrayLike, count: ArrayLike) -> 
 #: Optax's top-level name for :func:`tree_bias_correction` (``optax.bias_correction``):
 #: the same function. The scalar factor is :func:`optref.core.bias_correction_factor`.
 bias_correction = tree_bias_correction
+#: Optax's top-level name for :func:`tree_update_moment` (``optax.update_moment``).
+update_moment = tree_update_moment
+#: Optax's top-level name for :func:`tree_update_moment_per_elem_norm`
+#: (``optax.update_moment_per_elem_norm``).
+update_moment_per_elem_norm = tree_update_moment_per_elem_norm
 
 
 def tree_map_unzip(
