@@ -25,6 +25,7 @@ from jax.tree_util import DictKey, GetAttrKey, SequenceKey
 from jaxtyping import PyTree
 
 from optref.core import Chain, GradientTransformation, NamedChain, StateMismatchError
+from optref.core._base import params_like_fields
 
 from ._counterparts import NoCounterpartError, optax_counterpart
 from ._describe import (
@@ -161,9 +162,10 @@ def _params_like_paths(state: PyTree, path: str = "") -> Iterator[tuple[str, boo
     are found first (a state converts in one trace instead of a search).
     """
     if isinstance(state, eqx.Module):
+        params_like = params_like_fields(state)
         for field in dataclasses.fields(state):
             here = f"{path}.{field.name}"
-            if field.metadata.get("params_like", False):
+            if field in params_like:
                 yield here, field.metadata.get("follows_dtype", True)
             else:
                 yield from _params_like_paths(getattr(state, field.name), here)

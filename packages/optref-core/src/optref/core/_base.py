@@ -178,6 +178,14 @@ def params_like(*, follows_dtype: bool = True) -> Any:
     return eqx.field(metadata={"params_like": True, "follows_dtype": follows_dtype})
 
 
+def params_like_fields(state: Any) -> list[dataclasses.Field[Any]]:
+    """The fields of the state module ``state`` declared with :func:`params_like`, in
+    order; ``[]`` for anything that is not a dataclass instance (a tuple, an array)."""
+    if not dataclasses.is_dataclass(state) or isinstance(state, type):
+        return []
+    return [f for f in dataclasses.fields(state) if f.metadata.get("params_like", False)]
+
+
 def require_params(transformation: object, params: PyTree | None, purpose: str) -> None:
     """Raise a :class:`ValueError` naming ``transformation`` if ``params`` is ``None``;
     ``purpose`` says what its update needs them for."""
@@ -225,9 +233,7 @@ def check_state(
             f"got a {got_name}. {hint}"
         )
     check_inexact(updates, where=name, tree_name="updates")
-    for field in dataclasses.fields(state):
-        if not field.metadata.get("params_like", False):
-            continue
+    for field in params_like_fields(state):
         check_tree_fits(
             getattr(state, field.name),
             updates,

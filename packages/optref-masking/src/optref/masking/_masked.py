@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from optref.core import (
     is_tree_function,
     path_str,
 )
+from optref.core._base import params_like_fields
 from optref.core._hyperparameters import is_concrete, transformation_name
 from optref.core._inner import check_inner
 from optref.core._typecheck import typechecker
@@ -144,10 +144,7 @@ def _skeleton(tree: PyTree) -> PyTree:
 def _params_like_values(node: Any) -> list[PyTree]:
     """The values of the fields of a state module declared with
     :func:`optref.core.params_like` (shaped like the params); ``[]`` for anything else."""
-    if not dataclasses.is_dataclass(node) or isinstance(node, type):
-        return []
-    fields = dataclasses.fields(node)
-    return [getattr(node, f.name) for f in fields if f.metadata.get("params_like", False)]
+    return [getattr(node, f.name) for f in params_like_fields(node)]
 
 
 def _holds_masked_node(tree: PyTree) -> bool:
